@@ -1,0 +1,47 @@
+# The two commands of the README: `make demo` and `make test`. Each sets everything up on a fresh
+# machine: system packages (when root; otherwise it prints the one apt line), .venv from the lock.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.soundlens-installed
+# libportaudio2: sounddevice (microphone). pulseaudio*: the virtual microphone the tests record from.
+# xvfb + libxcb-*: PyQt5 windows under a virtual display (offscreen needs nothing).
+APT_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins \
+	xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0
+DEMO_OUT ?= out/demo
+
+.PHONY: demo test setup system-deps lint clean
+
+demo: setup
+	$(PY) -m tools.main demo --out $(DEMO_OUT)
+
+test: setup
+	$(VENV)/bin/ruff check .
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing system packages: $$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq -o DPkg::Lock::Timeout=300 && \
+		apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 $$missing >/dev/null; \
+	else \
+		echo "SoundLens needs system packages; run once:  sudo apt-get install -y --no-install-recommends $$missing"; \
+		echo "(continuing: tests that need them will skip)"; \
+	fi
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --no-compile -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) out

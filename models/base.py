@@ -1,0 +1,103 @@
+"""The one interface every method implements, and the config fields they all share."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.encoders import build_encoder, load_pretrained
+from models.frontends import AudioFrontend
+from models.images import prepare_images
+from models.presets import audio_preset, image_preset
+
+
+@dataclass
+class MethodConfig:
+    """Options every method has. Defaults are the method's official ones (set by each subclass)."""
+
+    encoder: str = "resnet18"  # image/audio trunk: resnet18 | resnet18_lvs | lite
+    audio_preset: str = "ezvsl"
+    image_preset: str | None = None  # None: "lite" for the lite encoder, else the method's own
+    pretrained_image: str | None = None  # local file with image-trunk weights (never downloaded)
+
+    official_image_preset: ClassVar[str] = "ezvsl"
+
+    def image_preset_name(self) -> str:
+        if self.image_preset is not None:
+            return self.image_preset
+        return "lite" if self.encoder == "lite" else self.official_image_preset
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class SoundLocalizer(nn.Module):
+    """Base of every method.
+
+    heatmap(images, specs) -> [B, h, w]   native map, higher = more likely the source
+    embed(images, specs)   -> (image_emb [B, D], audio_emb [B, D]), L2-normalised, for retrieval
+    loss(batch)            -> {"loss": scalar, <named terms>...}; batch has "images" [B, 3, S, S]
+                              and "specs" [B, 1, F, T] (plus method-specific keys)
+    prepare(frames, waveforms, sample_rate) -> (images, specs) with this method's presets
+    forward(batch) == loss(batch), so DDP wraps the training step.
+    """
+
+    method: ClassVar[str] = ""
+
+    def __init__(self, config: MethodConfig):
+        super().__init__()
+        self.config = config
+        self.audio_preset = audio_preset(config.audio_preset)
+        self.image_preset = image_preset(config.image_preset_name())
+        self.frontend = AudioFrontend(self.audio_preset)
+
+    # --- building blocks -------------------------------------------------------------------
+    def _encoders(self, image_name: str, audio_name: str) -> tuple[nn.Module, nn.Module]:
+        """Image (3-ch) and audio (1-ch) trunks; the lite encoder replaces both when configured."""
+        if self.config.encoder == "lite":
+            image_name = audio_name = "lite"
+        imgnet, audnet = build_encoder(image_name, 3), build_encoder(audio_name, 1)
+        if self.config.pretrained_image:
+            load_pretrained(imgnet, self.config.pretrained_image)
+        return imgnet, audnet
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def prepare(self, frames, waveforms, sample_rate: int, train: bool = False):
+        """uint8 RGB frames [B, H, W, 3] + float waveforms [B, N] at `sample_rate` -> (images, specs)."""
+        device = self.device
+        images = prepare_images(frames, self.image_preset, train=train, device=device)
+        wav = torch.as_tensor(np.asarray(waveforms) if not torch.is_tensor(waveforms) else waveforms)
+        specs = self.frontend(wav.to(device), sample_rate)
+        return images, specs
+
+    # --- the interface --------------------------------------------------------------------
+    def heatmap(self, images: torch.Tensor, specs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def embed(self, images: torch.Tensor, specs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(self, batch: dict) -> dict:
+        raise NotImplementedError
+
+    def forward(self, batch: dict) -> dict:
+        return self.loss(batch)
+
+
+def l2(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    return F.normalize(x, dim=dim)
+
+
+def symmetric_ce(logits: torch.Tensor) -> torch.Tensor:
+    """InfoNCE in both directions for logits [B, B] whose diagonal holds the positives."""
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)

@@ -1,0 +1,116 @@
+"""Convolutional encoders shared by the methods: ResNet-18 trunks (torchvision key names) and a lite one.
+
+Every encoder maps [B, C_in, H, W] -> a spatial feature map [B, out_channels, h, w]; methods pool
+or project it themselves. Nothing downloads weights: `load_pretrained` reads a local file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, conv1x1
+
+from tools.errors import SoundLensError
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    widths: tuple[int, int, int, int]
+    blocks: tuple[int, int, int, int]
+    layer4_stride: int
+
+
+# resnet18: torchvision ResNet-18 (EZ-VSL, SLAVC, JSA; 224 px -> 7x7).
+# resnet18_lvs: layer-4 stride 1 (official_repos.md §2.3: LVS, SSL-Align, SSL-TIE; 224 px -> 14x14).
+# lite: SoundLens' CPU real-time encoder, ~1.2 M parameters, stride 16 (112 px -> 7x7).
+ENCODERS: dict[str, EncoderSpec] = {
+    "resnet18": EncoderSpec((64, 128, 256, 512), (2, 2, 2, 2), 2),
+    "resnet18_lvs": EncoderSpec((64, 128, 256, 512), (2, 2, 2, 2), 1),
+    "lite": EncoderSpec((32, 64, 128, 256), (1, 1, 1, 1), 1),
+}
+
+
+class ResNetTrunk(nn.Module):
+    """A ResNet without pooling/classifier whose parameter names match torchvision's
+    (`conv1`, `bn1`, `layer1`..`layer4`), so official ResNet-18 state dicts load unchanged."""
+
+    def __init__(self, spec: EncoderSpec, in_channels: int = 3):
+        super().__init__()
+        self.inplanes = spec.widths[0]
+        self.conv1 = nn.Conv2d(in_channels, self.inplanes, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(self.inplanes)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        strides = (1, 2, 2, spec.layer4_stride)
+        for i, (width, n, stride) in enumerate(zip(spec.widths, spec.blocks, strides), start=1):
+            setattr(self, f"layer{i}", self._make_layer(width, n, stride))
+        self.out_channels = spec.widths[-1]
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes:
+            downsample = nn.Sequential(conv1x1(self.inplanes, planes, stride), nn.BatchNorm2d(planes))
+        layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes
+        layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+def build_encoder(name: str, in_channels: int = 3) -> ResNetTrunk:
+    """An encoder by name (`resnet18`, `resnet18_lvs`, `lite`) for `in_channels` inputs (3 image, 1 audio)."""
+    try:
+        spec = ENCODERS[name]
+    except KeyError:
+        raise SoundLensError(f"unknown encoder '{name}'; choose one of {', '.join(ENCODERS)}") from None
+    return ResNetTrunk(spec, in_channels)
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a local weights file: safetensors, or a PyTorch file read with weights_only=True."""
+    path = Path(path)
+    if not path.is_file():
+        raise SoundLensError(f"weights file not found: {path}; give the path of a local .safetensors or .pth file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # weights_only refuses anything that would need unpickling code
+        raise SoundLensError(f"cannot read {path} as plain tensors ({err.__class__.__name__}); "
+                             "SoundLens loads only safetensors or weights-only PyTorch files") from None
+    for key in ("model", "model_state_dict", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict):
+        raise SoundLensError(f"{path} holds no state dict")
+    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def load_pretrained(encoder: ResNetTrunk, path: str | Path) -> None:
+    """Load backbone weights (e.g. torchvision's resnet18 ImageNet file) from a local file.
+
+    The classifier (`fc.*`) is ignored; a one-channel stem gets the mean of an RGB stem. Any other
+    missing or unexpected key is an error that lists them.
+    """
+    state = {k.removeprefix("module."): v for k, v in read_state_dict(path).items() if not k.startswith("fc.")}
+    stem = state.get("conv1.weight")
+    if stem is not None and stem.shape[1] != encoder.conv1.in_channels and encoder.conv1.in_channels == 1:
+        state["conv1.weight"] = stem.mean(dim=1, keepdim=True)
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise SoundLensError(f"{path} does not match the encoder: missing {missing[:5]}, unexpected "
+                             f"{unexpected[:5]} ({len(missing)} / {len(unexpected)} keys)")

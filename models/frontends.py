@@ -1,0 +1,114 @@
+"""Audio front-ends in torch: waveform [B, N] -> log spectrogram [B, 1, F, T].
+
+They reproduce the official preprocessing (presets.py) so released checkpoints see the
+inputs they were trained on, and run on whatever device the waveform is on.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchaudio.functional as AF
+from scipy.signal import get_window
+
+from models.presets import AudioPreset, audio_preset
+from tools.errors import SoundLensError
+
+
+def tile_to(waveform: torch.Tensor, length: int) -> torch.Tensor:
+    """Repeat [B, N] along time until it has at least `length` samples (official 'tile if short')."""
+    n = waveform.shape[-1]
+    if n == 0:
+        raise SoundLensError("the audio is empty (0 samples); give a clip with sound")
+    if n >= length:
+        return waveform
+    return waveform.repeat(1, -(-length // n))
+
+
+def select_window(waveform: torch.Tensor, preset: AudioPreset) -> torch.Tensor:
+    """Cut the preset's window from [B, N] samples at the preset rate -> [B, preset.num_samples]."""
+    if preset.context is not None:
+        context = int(round(preset.context * preset.sample_rate))
+        waveform = tile_to(waveform, context)[:, :context]
+    length = preset.num_samples
+    waveform = tile_to(waveform, length)
+    start = 0 if preset.anchor == "start" else (waveform.shape[-1] - length) // 2
+    return waveform[:, start : start + length]
+
+
+@functools.lru_cache(maxsize=8)
+def _tukey_window(n_fft: int) -> np.ndarray:
+    # scipy.signal.spectrogram's default window: periodic Tukey(0.25).
+    return get_window(("tukey", 0.25), n_fft)
+
+
+def scipy_psd_spectrogram(x: torch.Tensor, sample_rate: int, n_fft: int, hop: int) -> torch.Tensor:
+    """`scipy.signal.spectrogram(x, fs, nperseg=n_fft, noverlap=n_fft-hop)` with its defaults.
+
+    Defaults reproduced: Tukey(0.25) periodic window, constant detrend per segment, one-sided
+    density-scaled PSD (units: power / Hz), no padding. x: [B, N] -> [B, n_fft//2+1, T] float64.
+    """
+    window = torch.as_tensor(_tukey_window(n_fft), dtype=torch.float64, device=x.device)
+    segments = x.to(torch.float64).unfold(-1, n_fft, hop)  # [B, T, n_fft]
+    segments = segments - segments.mean(dim=-1, keepdim=True)
+    spec = torch.fft.rfft(segments * window, dim=-1).abs().square()
+    spec = spec / (sample_rate * window.square().sum())
+    scale = torch.full((spec.shape[-1],), 2.0, dtype=torch.float64, device=x.device)
+    scale[0] = 1.0
+    if n_fft % 2 == 0:
+        scale[-1] = 1.0
+    return (spec * scale).transpose(-1, -2)
+
+
+def power_spectrogram(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """torchaudio `Spectrogram(n_fft, win_length=n_fft, hop, center=True, power=2)`: [B, N] -> [B, F, T]."""
+    window = torch.hann_window(n_fft, dtype=torch.float64, device=x.device)
+    stft = torch.stft(
+        x.to(torch.float64), n_fft, hop_length=hop, win_length=n_fft, window=window,
+        center=True, pad_mode="reflect", normalized=False, onesided=True, return_complex=True,
+    )
+    return stft.abs().square()
+
+
+class AudioFrontend:
+    """Callable `(waveform [B, N] float, sample_rate Hz) -> [B, 1, F, T] float32` for one preset."""
+
+    def __init__(self, preset: AudioPreset):
+        self.preset = preset
+
+    def __call__(self, waveform: torch.Tensor | np.ndarray, sample_rate: int) -> torch.Tensor:
+        p = self.preset
+        x = torch.as_tensor(waveform)
+        if x.dim() == 1:
+            x = x.unsqueeze(0)
+        if x.dim() != 2:
+            raise SoundLensError(
+                f"audio must be mono [batch, samples], got shape {tuple(x.shape)}; mix channels down first"
+            )
+        if not x.is_floating_point():
+            raise SoundLensError(f"audio must be float in [-1, 1], got {x.dtype}; divide int16 samples by 32768")
+        if sample_rate <= 0:
+            raise SoundLensError(f"invalid sample rate {sample_rate} Hz")
+        x = x.float()
+        if sample_rate != p.sample_rate:
+            x = AF.resample(x, int(sample_rate), p.sample_rate)
+        x = select_window(x, p).clamp(-1.0, 1.0)
+        if p.transform == "scipy_psd":
+            spec = scipy_psd_spectrogram(x, p.sample_rate, p.n_fft, p.hop)
+        else:
+            spec = power_spectrogram(x, p.n_fft, p.hop)
+        return (torch.log(spec + p.log_eps) / p.scale).float().unsqueeze(1)
+
+
+def audio_frontend(name: str) -> AudioFrontend:
+    """The front-end of a named preset: `ezvsl`, `lvs`, `sslalign`, `jsa` or `htf`."""
+    return AudioFrontend(audio_preset(name))
+
+
+def pad_or_trim(spec: torch.Tensor, frames: int) -> torch.Tensor:
+    """Force [.., T] to `frames` time steps (zero-pad or cut), for batching mixed lengths."""
+    t = spec.shape[-1]
+    return spec[..., :frames] if t >= frames else F.pad(spec, (0, frames - t))

@@ -1,0 +1,1 @@
+"""One module per method; importing them registers them."""

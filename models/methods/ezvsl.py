@@ -1,0 +1,91 @@
+"""EZ-VSL — "Localizing Visual Sounds the Easy Way" (Mo & Morgado, ECCV'22).
+
+Facts from official_repos.md §2.1: ResNet-18 image trunk -> 1x1 conv `img_proj` -> L2 over
+channels (7x7 map); ResNet-18 audio trunk (1-ch stem) -> global max-pool -> Linear `aud_proj` ->
+L2; max-MIL InfoNCE with tau 0.03; the localisation map is <v(h,w), a>/tau. Parameter names match
+the official release so its checkpoints import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from models.base import MethodConfig, SoundLocalizer, l2, symmetric_ce
+from models.maps import minmax, resize_map
+from models.registry import register_method
+
+
+@dataclass
+class EZVSLConfig(MethodConfig):
+    dim: int = 512  # §2.1: dim=512
+    tau: float = 0.03  # §2.1: tau=0.03
+    ogl_alpha: float = 0.4  # §3.3: AV weight when fusing with an objectness map
+
+
+def init_heads(*modules: nn.Module) -> None:
+    # §2.1 init of the heads: Linear trunc_normal(std 0.01); conv kaiming_normal(fan_out).
+    for m in modules:
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.01)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+
+def objectness(features: torch.Tensor) -> torch.Tensor:
+    """OGL objectness (§3.3): mean |x| over channels of an image feature map [B, C, h, w] -> [B, h, w]."""
+    return features.abs().mean(dim=1)
+
+
+def fuse_objectness(av_map: torch.Tensor, obj_map: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Object-guided fusion (§3.3): minmax(alpha * minmax(AV) + (1 - alpha) * minmax(OBJ)), maps [B, h, w]."""
+    if obj_map.shape[-2:] != av_map.shape[-2:]:
+        obj_map = resize_map(obj_map, tuple(av_map.shape[-2:]), mode="bilinear", align_corners=True)
+    return minmax(alpha * minmax(av_map) + (1 - alpha) * minmax(obj_map))
+
+
+class EZVSL(SoundLocalizer):
+    method = "ezvsl"
+
+    def __init__(self, config: EZVSLConfig):
+        super().__init__(config)
+        self.imgnet, self.audnet = self._encoders("resnet18", "resnet18")
+        self.img_proj = nn.Conv2d(self.imgnet.out_channels, config.dim, 1)
+        self.aud_proj = nn.Linear(self.audnet.out_channels, config.dim)
+        init_heads(self.img_proj, self.aud_proj)
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, S, S] -> L2-normalised [B, D, h, w]."""
+        return l2(self.img_proj(self.imgnet(images)))
+
+    def audio_features(self, specs: torch.Tensor) -> torch.Tensor:
+        """[B, 1, F, T] -> L2-normalised [B, D] (global max-pool, §2.1)."""
+        return l2(self.aud_proj(self.audnet(specs).amax(dim=(2, 3))))
+
+    def heatmap(self, images, specs, objectness_map: torch.Tensor | None = None) -> torch.Tensor:
+        v, a = self.image_features(images), self.audio_features(specs)
+        av = torch.einsum("bchw,bc->bhw", v, a) / self.config.tau
+        if objectness_map is None:
+            return av
+        return fuse_objectness(av, objectness_map, self.config.ogl_alpha)
+
+    def embed(self, images, specs):
+        v, a = self.image_features(images), self.audio_features(specs)
+        return l2(v.mean(dim=(2, 3))), a
+
+    def loss(self, batch: dict) -> dict:
+        v, a = self.image_features(batch["images"]), self.audio_features(batch["specs"])
+        # max-MIL: each image-audio pair scores its best-matching location (§2.1).
+        sim = torch.einsum("nchw,mc->nmhw", v, a).flatten(2).amax(dim=2) / self.config.tau
+        loss = symmetric_ce(sim)
+        return {"loss": loss, "infonce": loss.detach()}
+
+
+@register_method("ezvsl", EZVSLConfig, summary="max-MIL InfoNCE over a cosine map (ECCV'22)",
+                 paper="Mo & Morgado, Localizing Visual Sounds the Easy Way, ECCV 2022")
+def ezvsl(config: EZVSLConfig) -> EZVSL:
+    return EZVSL(config)

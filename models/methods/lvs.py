@@ -1,0 +1,81 @@
+"""LVS — "Localizing Visual Sounds the Hard Way" (Chen et al., CVPR'21).
+
+Facts from official_repos.md §2.3 (the release has no training code; the loss is restated there):
+ResNet-18 trunks with layer-4 stride 1 (14x14 image map), L2 over channels, audio max-pooled;
+trimap Pos = sigmoid((A - eps)/tau), Neg = 1 - sigmoid((A - eps2)/tau) with eps 0.65, eps2 0.4,
+tau 0.03; logits [positive, all-pairs easy negatives, hard negative] / 0.07, target index 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from models.base import MethodConfig, SoundLocalizer, l2
+from models.registry import register_method
+
+
+@dataclass
+class LVSConfig(MethodConfig):
+    encoder: str = "resnet18_lvs"
+    audio_preset: str = "lvs"
+    epsilon: float = 0.65  # §2.3: positive threshold
+    epsilon_neg: float = 0.4  # §2.3: negative threshold
+    tau: float = 0.03  # §2.3: sigmoid temperature
+    logit_temperature: float = 0.07  # §2.3: logits / 0.07
+
+    official_image_preset: ClassVar[str] = "lvs"
+
+
+def trimap_logits(maps_pos: torch.Tensor, maps_all: torch.Tensor, cfg: LVSConfig) -> torch.Tensor:
+    """LVS logits [B, B + 2] from the matched maps [B, h, w] and all-pairs maps [B, B, h, w]."""
+    pos_w = torch.sigmoid((maps_pos - cfg.epsilon) / cfg.tau)
+    neg_w = 1 - torch.sigmoid((maps_pos - cfg.epsilon_neg) / cfg.tau)
+    pos = (pos_w * maps_pos).flatten(1).sum(1) / pos_w.flatten(1).sum(1)
+    hard_neg = (neg_w * maps_pos).flatten(1).sum(1) / neg_w.flatten(1).sum(1)
+    all_w = torch.sigmoid((maps_all - cfg.epsilon) / cfg.tau)
+    easy = (all_w * maps_all).flatten(2).sum(2) / all_w.flatten(2).sum(2)
+    # The positive pairs must stay out of the easy negatives. The release multiplies them by -99
+    # (mask 1 - 100 I), which only excludes them while their score is positive; we remove them
+    # outright, which is what the paper means.
+    b = maps_pos.shape[0]
+    easy = easy.masked_fill(torch.eye(b, dtype=torch.bool, device=easy.device), float("-inf"))
+    return torch.cat([pos[:, None], easy, hard_neg[:, None]], dim=1) / cfg.logit_temperature
+
+
+class LVS(SoundLocalizer):
+    method = "lvs"
+
+    def __init__(self, config: LVSConfig):
+        super().__init__(config)
+        self.imgnet, self.audnet = self._encoders("resnet18_lvs", "resnet18_lvs")
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        return l2(self.imgnet(images))
+
+    def audio_features(self, specs: torch.Tensor) -> torch.Tensor:
+        return l2(self.audnet(specs).amax(dim=(2, 3)))
+
+    def heatmap(self, images, specs) -> torch.Tensor:
+        return torch.einsum("bchw,bc->bhw", self.image_features(images), self.audio_features(specs))
+
+    def embed(self, images, specs):
+        return l2(self.image_features(images).mean(dim=(2, 3))), self.audio_features(specs)
+
+    def loss(self, batch: dict) -> dict:
+        v, a = self.image_features(batch["images"]), self.audio_features(batch["specs"])
+        maps_all = torch.einsum("nchw,mc->nmhw", v, a)
+        maps_pos = torch.diagonal(maps_all, dim1=0, dim2=1).permute(2, 0, 1)
+        logits = trimap_logits(maps_pos, maps_all, self.config)
+        target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+        loss = F.cross_entropy(logits, target)
+        return {"loss": loss, "trimap_ce": loss.detach()}
+
+
+@register_method("lvs", LVSConfig, summary="trimap hard negatives on a 14x14 cosine map (CVPR'21)",
+                 paper="Chen et al., Localizing Visual Sounds the Hard Way, CVPR 2021")
+def lvs(config: LVSConfig) -> LVS:
+    return LVS(config)

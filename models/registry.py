@@ -1,0 +1,61 @@
+"""The method registry (timm-style): names -> builders and their typed config. Knows no method."""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tools.errors import SoundLensError
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    name: str
+    builder: Callable  # config -> model
+    config_cls: type
+    summary: str
+    paper: str
+
+
+_METHODS: dict[str, MethodEntry] = {}
+
+
+def register_method(name: str, config_cls: type, summary: str = "", paper: str = ""):
+    """Decorator: register `builder(config) -> model` under `name` with its config dataclass."""
+
+    def wrap(builder: Callable) -> Callable:
+        if name in _METHODS:
+            raise ValueError(f"method '{name}' registered twice")
+        _METHODS[name] = MethodEntry(name, builder, config_cls, summary, paper)
+        return builder
+
+    return wrap
+
+
+def available(pattern: str = "*") -> list[str]:
+    """Registered method names matching a glob pattern, sorted."""
+    return sorted(n for n in _METHODS if fnmatch.fnmatch(n, pattern))
+
+
+def method_entry(name: str) -> MethodEntry:
+    try:
+        return _METHODS[name]
+    except KeyError:
+        raise SoundLensError(f"unknown method '{name}'; registered: {', '.join(available())}") from None
+
+
+def make_config(name: str, **config):
+    """The method's config dataclass with its paper defaults, overridden by the non-None kwargs."""
+    entry = method_entry(name)
+    fields = {f.name for f in dataclasses.fields(entry.config_cls)}
+    unknown = sorted(set(config) - fields)
+    if unknown:
+        raise SoundLensError(f"{name} has no option {', '.join(unknown)}; options: {', '.join(sorted(fields))}")
+    return entry.config_cls(**{k: v for k, v in config.items() if v is not None})
+
+
+def create(name: str, **config):
+    """Build method `name`; unset (None) options keep the paper's defaults."""
+    return method_entry(name).builder(make_config(name, **config))

@@ -1,0 +1,1 @@
+"""The `soundlens` command line: thin commands over the library packages."""

@@ -1,0 +1,61 @@
+"""`soundlens` entry point: a name -> (module, summary) table; only the invoked command is imported
+(pip's layout), so `--help` is fast and one command's dependencies never break another."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import sys
+
+from tools.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, SoundLensError
+
+# name -> (module under tools.commands, one-line summary). Only commands that work are listed.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("models_cmd", "list the registered methods and their presets"),
+    "localize": ("localize", "heatmap of one image + audio pair, written as an overlay PNG"),
+    "synth": ("synth", "generate the procedural audio-visual benchmark (pairs or videos)"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    return ("usage: soundlens COMMAND [options]\n\nReal-time audio-visual sound source localization.\n\n"
+            "commands:\n" + "\n".join(lines) + "\n\n'soundlens COMMAND --help' shows a command's options.")
+
+
+def command_parser(name: str):
+    """(parser, run) of one command, importing only its module."""
+    module_name, summary = COMMANDS[name]
+    module = importlib.import_module(f"tools.commands.{module_name}")
+    parser = argparse.ArgumentParser(prog=f"soundlens {name}", description=summary)
+    module.add_arguments(parser)
+    return parser, module.run
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        print(f"soundlens: unknown command '{name}'{hint}; see 'soundlens --help'", file=sys.stderr)
+        return EXIT_USER_ERROR
+    parser, run = command_parser(name)
+    args = parser.parse_args(argv[1:])
+    args.command = name
+    try:
+        return int(run(args) or 0)
+    except SoundLensError as err:
+        print(f"soundlens {name}: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
