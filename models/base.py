@@ -61,7 +61,7 @@ class SoundLocalizer(nn.Module):
     def _encoders(self, image_name: str, audio_name: str) -> tuple[nn.Module, nn.Module]:
         """Image (3-ch) and audio (1-ch) trunks; the lite encoder replaces both when configured."""
         if self.config.encoder == "lite":
-            image_name = audio_name = "lite"
+            image_name, audio_name = "lite", "lite_audio"
         imgnet, audnet = build_encoder(image_name, 3), build_encoder(audio_name, 1)
         if self.config.pretrained_image:
             load_pretrained(imgnet, self.config.pretrained_image)

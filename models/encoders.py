@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock, conv1x1
 
@@ -21,15 +22,19 @@ class EncoderSpec:
     widths: tuple[int, int, int, int]
     blocks: tuple[int, int, int, int]
     layer4_stride: int
+    input_pool: tuple[int, int] | None = None  # average-pool the input first (cheap spectrograms)
 
 
 # resnet18: torchvision ResNet-18 (EZ-VSL, SLAVC, JSA; 224 px -> 7x7).
 # resnet18_lvs: layer-4 stride 1 (official_repos.md §2.3: LVS, SSL-Align, SSL-TIE; 224 px -> 14x14).
 # lite: SoundLens' CPU real-time encoder, ~1.2 M parameters, stride 16 (112 px -> 7x7).
+# lite_audio: the same trunk after a 4x2 (frequency x time) average pool of the spectrogram, so a
+# 257x200 input costs about what a 112 px image does.
 ENCODERS: dict[str, EncoderSpec] = {
     "resnet18": EncoderSpec((64, 128, 256, 512), (2, 2, 2, 2), 2),
     "resnet18_lvs": EncoderSpec((64, 128, 256, 512), (2, 2, 2, 2), 1),
     "lite": EncoderSpec((32, 64, 128, 256), (1, 1, 1, 1), 1),
+    "lite_audio": EncoderSpec((32, 64, 128, 256), (1, 1, 1, 1), 2, input_pool=(4, 2)),
 }
 
 
@@ -39,6 +44,7 @@ class ResNetTrunk(nn.Module):
 
     def __init__(self, spec: EncoderSpec, in_channels: int = 3):
         super().__init__()
+        self.input_pool = spec.input_pool
         self.inplanes = spec.widths[0]
         self.conv1 = nn.Conv2d(in_channels, self.inplanes, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(self.inplanes)
@@ -65,12 +71,14 @@ class ResNetTrunk(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_pool is not None:
+            x = F.avg_pool2d(x, self.input_pool, ceil_mode=True)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
 def build_encoder(name: str, in_channels: int = 3) -> ResNetTrunk:
-    """An encoder by name (`resnet18`, `resnet18_lvs`, `lite`) for `in_channels` inputs (3 image, 1 audio)."""
+    """An encoder by name (`resnet18`, `resnet18_lvs`, `lite`, `lite_audio`) for `in_channels` inputs (3 image, 1 audio)."""
     try:
         spec = ENCODERS[name]
     except KeyError:

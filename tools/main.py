@@ -13,8 +13,12 @@ from tools.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, SoundLensError
 # name -> (module under tools.commands, one-line summary). Only commands that work are listed.
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("models_cmd", "list the registered methods and their presets"),
+    "eval": ("eval_cmd", "score saved heatmaps against box annotations under an official protocol"),
+    "data": ("data", "dataset utilities: check-split finds test clips in a training list"),
     "localize": ("localize", "heatmap of one image + audio pair, written as an overlay PNG"),
     "synth": ("synth", "generate the procedural audio-visual benchmark (pairs or videos)"),
+    "live": ("live", "camera/video/synthetic + microphone -> heatmaps published over ZeroMQ"),
+    "bench": ("bench", "benchmarks: 'bench live' measures heatmaps/s, latency and CPU of the live pipeline"),
 }
 
 

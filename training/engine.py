@@ -55,7 +55,7 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, log: Callable
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             terms = model(inputs)
         loss = terms["loss"]
-        if not math.isfinite(float(loss)):
+        if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch} step {step}; lower the lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -7,6 +7,7 @@ radius, so every shape fits the unit disc and rotation/scale are applied once, i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import cv2
@@ -180,13 +181,13 @@ def background(rng: np.random.Generator, size: int) -> np.ndarray:
         image = cv2.resize(grid.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
     else:
         a, b = _muted_colour(rng), _muted_colour(rng)
-        theta = rng.uniform(0, np.pi)
+        theta = float(rng.uniform(0, np.pi))  # python floats keep the arrays float32 (NEP 50)
         coords = (np.arange(size, dtype=np.float32) + 0.5) / size
-        t = np.cos(theta) * coords[None, :] + np.sin(theta) * coords[:, None]
+        t = math.cos(theta) * coords[None, :] + math.sin(theta) * coords[:, None]
         if kind == 1:
             t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
         else:
-            t = 0.5 + 0.5 * np.sin(2 * np.pi * t * rng.uniform(3, 9) + rng.uniform(0, 2 * np.pi))
+            t = 0.5 + 0.5 * np.sin(t * float(2 * np.pi * rng.uniform(3, 9)) + float(rng.uniform(0, 2 * np.pi)))
         image = a.astype(np.float32) + t[..., None] * (b - a).astype(np.float32)
-    image = image + rng.normal(0, rng.uniform(2, 7), size=(size, size, 1)).astype(np.float32)
-    return np.clip(image, 0, 255).astype(np.float32)
+    image = image + rng.standard_normal((size, size, 1), dtype=np.float32) * np.float32(rng.uniform(2, 7))
+    return np.clip(image, 0, 255, out=image).astype(np.float32, copy=False)

@@ -1,0 +1,40 @@
+"""SoundLens live pipeline: capture sources -> ring buffers -> inference worker -> soundlens.v1 over ZeroMQ.
+
+Light parts (wire format, rings, publisher, `Subscriber`) import with numpy and pyzmq only, so a
+client needs no torch; the worker and pipeline load on first use.
+
+    from realtime import Subscriber, wire
+    with Subscriber("tcp://127.0.0.1:5555") as sub:
+        msg = sub.recv(wire.topic("heatmap", "cam0"), timeout=2.0)
+        msg.arrays["heatmap"], msg.header["peaks"]
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from realtime import wire
+from realtime.clock import FixedClock, SampleClock
+from realtime.publisher import DEFAULT_ADDRESS, Publisher, PublisherConfig, is_loopback
+from realtime.ring import AudioRing, Frame, FrameRing
+from realtime.subscriber import Subscriber, SubscriberStats
+
+_LAZY = {
+    "InferenceWorker": "realtime.worker",
+    "WorkerConfig": "realtime.worker",
+    "LivePipeline": "realtime.pipeline",
+    "LiveConfig": "realtime.pipeline",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'realtime' has no attribute {name!r}")
+
+
+__all__ = [
+    "DEFAULT_ADDRESS", "AudioRing", "FixedClock", "Frame", "FrameRing", "InferenceWorker", "LiveConfig",
+    "LivePipeline", "Publisher", "PublisherConfig", "SampleClock", "Subscriber", "SubscriberStats",
+    "WorkerConfig", "is_loopback", "wire",
+]

@@ -1,0 +1,98 @@
+"""Pure heatmap math for publishing: normalisation, where the map lies on the frame, top-k peaks.
+
+Coordinates: (u, v) are normalised frame coordinates in [0, 1], x to the right and y down,
+(0, 0) the top-left corner of the top-left pixel; (x, y) are the same in frame pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def normalise(heatmap: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Min-max to [0, 1] float32 -> (map, raw_min, raw_max). Non-finite values count as the minimum;
+    a flat map becomes all zeros."""
+    raw = np.asarray(heatmap, dtype=np.float32)
+    finite = np.isfinite(raw)
+    if not finite.any():
+        return np.zeros_like(raw), 0.0, 0.0
+    lo = float(raw[finite].min())
+    hi = float(raw[finite].max())
+    clean = np.where(finite, raw, lo)
+    if hi <= lo:
+        return np.zeros_like(raw), lo, hi
+    return ((clean - lo) / (hi - lo)).astype(np.float32), lo, hi
+
+
+def map_region(width: int, height: int, resize: str = "square") -> tuple[float, float, float, float]:
+    """The part of a width x height frame the model saw, (x0, y0, x1, y1) in pixels.
+
+    "square" presets squash the whole frame into the input; "short_side" ones resize the short
+    side and centre-crop, so the map covers a centred square of side min(width, height).
+    """
+    if resize == "short_side":
+        side = min(width, height)
+        x0, y0 = (width - side) / 2, (height - side) / 2
+        return (x0, y0, x0 + side, y0 + side)
+    return (0.0, 0.0, float(width), float(height))
+
+
+def local_maxima(heatmap: np.ndarray) -> np.ndarray:
+    """Boolean mask of cells >= all 8 neighbours and > at least one (a flat stretch of background is
+    no peak); on a plateau only its first cell in raster order."""
+    m = np.asarray(heatmap, dtype=np.float64)
+    h, w = m.shape
+    padded = np.pad(m, 1, constant_values=np.nan)  # NaN compares False: borders neither win nor lose
+    mask = np.ones((h, w), dtype=bool)
+    above_one = np.zeros((h, w), dtype=bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == 0 and dx == 0:
+                continue
+            neighbour = padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+            outside = np.isnan(neighbour)
+            earlier = dy < 0 or (dy == 0 and dx < 0)  # neighbours visited before this cell
+            mask &= outside | ((m > neighbour) if earlier else (m >= neighbour))
+            above_one |= m > neighbour
+    return mask & above_one
+
+
+def _subcell(values: np.ndarray, i: int) -> float:
+    """Vertex offset in [-0.5, 0.5] of the parabola through values[i-1:i+2] (0 at a border)."""
+    if i == 0 or i == len(values) - 1:
+        return 0.0
+    left, mid, right = values[i - 1], values[i], values[i + 1]
+    denom = left - 2 * mid + right
+    if denom >= 0:  # not a strict maximum along this axis
+        return 0.0
+    return float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
+
+
+def find_peaks(heatmap: np.ndarray, k: int = 3, region: tuple[float, float, float, float] | None = None,
+               frame_size: tuple[int, int] | None = None, min_score: float = 0.0) -> list[dict]:
+    """Top-k local maxima of a map [h, w] -> [{u, v, x, y, score, row, col}], best first.
+
+    `score` is the min-max normalised value in [0, 1]; peaks below `min_score` are left out, and a
+    flat map has none. `region` (pixels, see map_region) and `frame_size` (width, height) place the
+    map on the frame; without them the map is taken to cover the whole frame.
+    """
+    norm, lo, hi = normalise(heatmap)
+    if k <= 0 or hi <= lo:
+        return []
+    h, w = norm.shape
+    width, height = frame_size if frame_size is not None else (w, h)
+    x0, y0, x1, y1 = region if region is not None else (0.0, 0.0, float(width), float(height))
+    rows, cols = np.nonzero(local_maxima(norm))
+    order = np.argsort(-norm[rows, cols], kind="stable")[:k]
+    peaks = []
+    for idx in order:
+        r, c = int(rows[idx]), int(cols[idx])
+        score = float(norm[r, c])
+        if score < min_score:
+            break
+        fy = (r + 0.5 + _subcell(norm[:, c], r)) / h  # fraction across the map, cell centres at (i+0.5)/n
+        fx = (c + 0.5 + _subcell(norm[r, :], c)) / w
+        x = x0 + fx * (x1 - x0)
+        y = y0 + fy * (y1 - y0)
+        peaks.append({"u": x / width, "v": y / height, "x": x, "y": y, "score": score, "row": r, "col": c})
+    return peaks

@@ -1,0 +1,256 @@
+"""The `soundlens.v1` wire format: the only module that knows bytes (docs/protocol.md mirrors it).
+
+A message is a ZeroMQ multipart message `[topic, header, buffer0, buffer1, ...]`:
+
+* topic: ASCII `soundlens.v1.<kind>.<stream>` (`soundlens.v1.status` has no stream), so SUB
+  sockets can filter by prefix;
+* header: one UTF-8 JSON object (schema, version, session, seq, stamps, buffer specs...);
+* buffers: raw little-endian C-order arrays (or JPEG bytes) described by `header["buffers"]`.
+
+`encode` and `decode` are pure functions; `decode` raises `WireError` naming what is wrong
+for anything malformed, so receivers can count and skip instead of crashing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PREFIX = "soundlens"
+MAJOR = 1
+MINOR = 0
+VERSION = (MAJOR, MINOR)
+TOPIC_ROOT = f"{PREFIX}.v{MAJOR}."
+
+KINDS = ("heatmap", "peaks", "preview", "meta", "status")
+RESULT_KINDS = ("heatmap", "peaks", "preview")  # one inference publishes these with one `inference` id
+STREAMLESS_KINDS = ("status",)
+STREAM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # no dots: a topic prefix must not match across fields
+ENCODINGS = ("raw", "jpeg")
+
+
+class WireError(ValueError):
+    """A message that does not follow soundlens.v1; the text says which field and why."""
+
+
+@dataclass
+class Message:
+    """One decoded message. `arrays` maps buffer name -> read-only numpy array (JPEG: uint8 bytes)."""
+
+    topic: str
+    kind: str
+    stream: str | None
+    header: dict
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def seq(self) -> int:
+        return self.header["seq"]
+
+    @property
+    def session(self) -> str:
+        return self.header["session"]
+
+
+def check_stream(stream: str) -> str:
+    if not isinstance(stream, str) or not STREAM_RE.match(stream):
+        raise WireError(
+            f"stream name {stream!r} is invalid: use 1-64 letters, digits, '_' or '-' (no dots), e.g. 'cam0'"
+        )
+    return stream
+
+
+def topic(kind: str, stream: str | None = None) -> str:
+    """`soundlens.v1.<kind>.<stream>`, or `soundlens.v1.status` for the stream-less status topic."""
+    if kind not in KINDS:
+        raise WireError(f"unknown message kind {kind!r}; kinds are {', '.join(KINDS)}")
+    if kind in STREAMLESS_KINDS:
+        return TOPIC_ROOT + kind
+    return f"{TOPIC_ROOT}{kind}.{check_stream(stream)}"
+
+
+def parse_topic(text: str) -> tuple[str, str | None]:
+    """`soundlens.v1.heatmap.cam0` -> ("heatmap", "cam0"); WireError for anything else."""
+    if not text.startswith(f"{PREFIX}.v"):
+        raise WireError(f"topic {text!r} does not start with '{PREFIX}.v<major>.'")
+    parts = text.split(".")
+    if parts[1] != f"v{MAJOR}":
+        raise WireError(f"topic {text!r} has major version {parts[1]!r}; this reader speaks v{MAJOR}")
+    if len(parts) < 3 or parts[2] not in KINDS:
+        raise WireError(f"topic {text!r} names no known kind ({', '.join(KINDS)})")
+    kind = parts[2]
+    if kind in STREAMLESS_KINDS:
+        if len(parts) != 3:
+            raise WireError(f"topic {text!r}: '{kind}' takes no stream suffix")
+        return kind, None
+    if len(parts) != 4:
+        raise WireError(f"topic {text!r}: expected '{TOPIC_ROOT}{kind}.<stream>'")
+    return kind, check_stream(parts[3])
+
+
+def buffer_spec(name: str, array: np.ndarray, encoding: str = "raw") -> dict:
+    return {"name": name, "dtype": array.dtype.str, "shape": list(array.shape), "encoding": encoding}
+
+
+def _as_wire_array(value) -> tuple[np.ndarray, str]:
+    """Bytes become a JPEG-encoded uint8 buffer; arrays are made little-endian and C-contiguous."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return np.frombuffer(bytes(value), dtype=np.uint8), "jpeg"
+    array = np.asarray(value)
+    if array.dtype.hasobject or array.dtype.kind not in "biuf":
+        raise WireError(f"cannot send dtype {array.dtype}: only bool, integer and float arrays travel raw")
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return np.ascontiguousarray(array), "raw"
+
+
+def encode(kind: str, stream: str | None, header: dict, buffers: dict | None = None) -> list:
+    """Frames of one message. `header` must hold the fields `validate_header` asks for, except
+    `schema`, `version` and `buffers`, which are filled in here. `buffers` maps name -> array or
+    JPEG bytes; arrays go out zero-copy (keep them unchanged until sent)."""
+    frames_out = []
+    specs = []
+    for name, value in (buffers or {}).items():
+        array, encoding = _as_wire_array(value)
+        specs.append(buffer_spec(name, array, encoding))
+        frames_out.append(array.data if array.size else b"")
+    full = {"schema": f"{PREFIX}.{kind}", "version": list(VERSION), **header, "buffers": specs}
+    if stream is not None:
+        full["stream"] = stream
+    validate_header(full, kind)
+    try:
+        text = json.dumps(full, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise WireError(f"header is not plain JSON (numbers must be finite): {err}") from None
+    return [topic(kind, stream).encode("ascii"), text.encode("utf-8"), *frames_out]
+
+
+def _need(header: dict, key: str, types, where: str = "header"):
+    if key not in header:
+        raise WireError(f"{where} lacks '{key}'")
+    value = header[key]
+    # JSON true/false decode to bool, a subclass of int: never a valid number here.
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise WireError(f"{where} field '{key}' has type {type(value).__name__}")
+    return value
+
+
+def _need_int(header: dict, key: str, where: str = "header", minimum: int | None = 0) -> int:
+    value = _need(header, key, int, where)
+    if minimum is not None and value < minimum:
+        raise WireError(f"{where} field '{key}' is {value}, below {minimum}")
+    return value
+
+
+def _need_number(header: dict, key: str, where: str = "header") -> float:
+    value = _need(header, key, (int, float), where)
+    if not math.isfinite(value):
+        raise WireError(f"{where} field '{key}' is not finite")
+    return value
+
+
+def validate_header(header: dict, kind: str) -> None:
+    """Check the fields every reader relies on; unknown extra keys are allowed (minor versions add them)."""
+    if not isinstance(header, dict):
+        raise WireError("header is not a JSON object")
+    if header.get("schema") != f"{PREFIX}.{kind}":
+        raise WireError(f"header schema {header.get('schema')!r} does not match topic kind '{kind}'")
+    version = header.get("version")
+    if (not isinstance(version, list) or len(version) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in version)):
+        raise WireError(f"header version {version!r} is not [major, minor]")
+    if version[0] != MAJOR:
+        raise WireError(f"unsupported major version {version[0]} (this reader speaks {MAJOR}.x)")
+    session = _need(header, "session", str)
+    if not session:
+        raise WireError("header session is empty")
+    _need_int(header, "seq")
+    _need_int(header, "stamp_ns")
+    mono = _need(header, "mono_ns", dict)
+    _need_int(mono, "publish", "mono_ns")
+    if kind not in STREAMLESS_KINDS:
+        check_stream(_need(header, "stream", str))
+    if kind in RESULT_KINDS:
+        _need_int(header, "inference")
+        for key in ("capture", "infer_start", "infer_end"):
+            _need_int(mono, key, "mono_ns")
+        audio = _need(header, "audio", dict)
+        _need_int(audio, "sample_rate", "audio", minimum=1)
+        _need_int(audio, "first_sample", "audio", minimum=None)
+        _need_int(audio, "num_samples", "audio")
+        frame = _need(header, "frame", dict)
+        for key in ("index", "width", "height"):
+            _need_int(frame, key, "frame")
+        _need(_need(header, "model", dict), "id", str, "model")
+        for i, peak in enumerate(_need(header, "peaks", list)):
+            if not isinstance(peak, dict):
+                raise WireError(f"peaks[{i}] is not an object")
+            for key in ("u", "v", "x", "y", "score"):
+                _need_number(peak, key, f"peaks[{i}]")
+    buffers = _need(header, "buffers", list)
+    for i, spec in enumerate(buffers):
+        _check_spec(spec, i)
+
+
+def _check_spec(spec, i: int) -> np.dtype:
+    where = f"buffers[{i}]"
+    if not isinstance(spec, dict):
+        raise WireError(f"{where} is not an object")
+    _need(spec, "name", str, where)
+    dtype_text = _need(spec, "dtype", str, where)
+    try:
+        dtype = np.dtype(dtype_text)
+    except TypeError:
+        raise WireError(f"{where} dtype {dtype_text!r} is not a numpy dtype string such as '<f4'") from None
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise WireError(f"{where} dtype {dtype_text!r} is not a plain numeric type")
+    shape = _need(spec, "shape", list, where)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise WireError(f"{where} shape {shape!r} is not a list of non-negative integers")
+    encoding = spec.get("encoding", "raw")
+    if encoding not in ENCODINGS:
+        raise WireError(f"{where} encoding {encoding!r} is not one of {', '.join(ENCODINGS)}")
+    return dtype
+
+
+def _frame_bytes(part) -> memoryview:
+    # pyzmq gives bytes (copy=True) or zmq.Frame (copy=False); both expose the buffer protocol.
+    buffer = getattr(part, "buffer", part)
+    return memoryview(buffer).cast("B")
+
+
+def decode(parts: list) -> Message:
+    """Frames -> Message, validating everything a reader relies on (WireError otherwise)."""
+    if not isinstance(parts, (list, tuple)) or len(parts) < 2:
+        raise WireError(f"a message needs at least 2 frames (topic, header), got {len(parts) if parts else 0}")
+    try:
+        topic_text = bytes(_frame_bytes(parts[0])).decode("ascii")
+    except UnicodeDecodeError:
+        raise WireError("topic frame is not ASCII") from None
+    kind, stream = parse_topic(topic_text)
+    try:
+        header = json.loads(bytes(_frame_bytes(parts[1])).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise WireError(f"header frame is not UTF-8 JSON: {err}") from None
+    validate_header(header, kind)
+    if stream is not None and header["stream"] != stream:
+        raise WireError(f"header stream {header['stream']!r} differs from the topic's {stream!r}")
+    specs = header["buffers"]
+    if len(specs) != len(parts) - 2:
+        raise WireError(f"header describes {len(specs)} buffers but {len(parts) - 2} followed")
+    arrays = {}
+    for i, (spec, part) in enumerate(zip(specs, parts[2:])):
+        dtype = _check_spec(spec, i)
+        raw = _frame_bytes(part)
+        expected = math.prod(spec["shape"]) * dtype.itemsize
+        if raw.nbytes != expected:
+            raise WireError(
+                f"buffers[{i}] '{spec['name']}' has {raw.nbytes} bytes; shape {spec['shape']} of "
+                f"{spec['dtype']} needs {expected} (truncated message?)"
+            )
+        arrays[spec["name"]] = np.frombuffer(raw, dtype=dtype).reshape(spec["shape"])
+    return Message(topic_text, kind, stream, header, arrays)

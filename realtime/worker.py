@@ -1,0 +1,318 @@
+"""The inference worker: every hop, the newest frame and the audio window ending at its capture time.
+
+It never works through a backlog (MediaPipe's flow limiter, Holoscan's depth-1 queues): when the
+model is slower than the hop it runs again at once on the newest data and counts the hops it
+could not serve (`hops_dropped`) and the frames it never looked at (`frames_skipped`), so
+latency stays bounded by one frame period plus one inference. Results go to the publisher,
+whose `publish()` never blocks.
+
+With a fast-paced media source (`Pacer(realtime=False)`) the worker runs in lock-step instead:
+it lets the source release media up to the next hop, so every hop of the file is processed
+once, whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from realtime.peaks import find_peaks, map_region, normalise
+from realtime.ring import AudioRing, Frame, FrameRing
+from realtime.sources.media import Pacer
+from realtime.stats import LatencyWindow
+from tools.errors import SoundLensError
+
+
+@dataclass
+class WorkerConfig:
+    hop: float = 0.1  # seconds between inferences; 0 = every new frame, as fast as the model goes
+    device: str = "auto"  # "auto": CUDA when available, else CPU
+    stream: str = "cam0"
+    peaks: int = 3  # top-k local maxima published
+    preview: bool = False  # publish a JPEG of the frame used
+    preview_width: int = 320
+    preview_fps: float = 10.0
+    jpeg_quality: int = 75
+    audio_wait: float = 0.05  # live: how long to wait for audio to reach the frame time
+    frame_wait: float = 0.5  # how long to wait for a new frame before re-checking the source
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+
+
+@dataclass
+class WorkerStats:
+    inferences: int = 0
+    frames_skipped: int = 0  # frames never used because a newer one was there (newest-wins)
+    hops_dropped: int = 0  # hops not served because the previous inference ran late
+    audio_short: int = 0  # windows cut short: audio not there yet (start-up) or late
+    errors: int = 0
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SoundLensError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise SoundLensError(f"unknown device {name!r}; use cuda, cuda:N or cpu") from None
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+class InferenceWorker:
+    def __init__(self, model, frames: FrameRing, audio: AudioRing, publisher=None,
+                 config: WorkerConfig | None = None, *, pacer: Pacer | None = None,
+                 source_done: threading.Event | None = None, model_id: str = "", fps: float | None = None):
+        self.config = config or WorkerConfig()
+        if self.config.hop < 0:
+            raise SoundLensError(f"--hop must be >= 0 seconds, got {self.config.hop}")
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        self.device = pick_device(self.config.device)
+        self.model = model.to(self.device).eval()
+        self.frames = frames
+        self.audio = audio
+        self.publisher = publisher
+        self.media = pacer  # media timeline of a file/synthetic source (None for live devices)
+        self.pacer = pacer if pacer is not None and not pacer.realtime else None  # lock-step only when fast
+        self.source_done = source_done or threading.Event()
+        self.model_id = model_id or getattr(model, "method", "model")
+        self.fps = fps
+        self.window = int(round(model.audio_preset.input_seconds * audio.sample_rate))
+        if self.window > audio.capacity:
+            raise SoundLensError(
+                f"the model needs {model.audio_preset.input_seconds} s of audio but the ring holds "
+                f"{audio.capacity / audio.sample_rate:g} s; make the audio buffer larger"
+            )
+        self.resize = getattr(model.image_preset, "resize", "square")
+        self.stats = WorkerStats()
+        self.errors: collections.deque[str] = collections.deque(maxlen=20)
+        self.capture_to_infer = LatencyWindow()
+        self.inference = LatencyWindow()
+        self.last_shape: tuple[int, int] | None = None  # native heatmap (h, w)
+        self.frame_size: tuple[int, int] | None = None  # (width, height)
+        self.last_result: dict | None = None
+        self.done = threading.Event()  # the worker ended (source finished, or stopped)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_preview = 0.0
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self) -> InferenceWorker:
+        self._thread = threading.Thread(target=self._guarded, name="soundlens-inference", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.pacer is not None:
+            self.pacer.release()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+            self._thread = None
+
+    def _guarded(self) -> None:
+        try:
+            if self.pacer is not None:
+                self._run_lockstep()
+            else:
+                self._run_live()
+        except Exception as err:
+            self._error(f"inference worker stopped: {type(err).__name__}: {err}")
+        finally:
+            if self.pacer is not None:
+                self.pacer.release()
+            self.done.set()
+
+    def _error(self, message: str) -> None:
+        self.stats.errors += 1
+        self.errors.append(message)
+
+    # --- scheduling -----------------------------------------------------------------------
+    def _run_live(self) -> None:
+        hop = self.config.hop
+        last_index = -1
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            wait = next_tick - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                break
+            frame = self.frames.wait_newer(last_index, self.config.frame_wait)
+            if frame is None:
+                if self.source_done.is_set() or self.frames.closed:
+                    break
+                continue
+            if last_index >= 0:
+                self.stats.frames_skipped += frame.index - last_index - 1
+            last_index = frame.index
+            end = self.audio.clock.index_at(frame.t_ns)
+            self.audio.wait_until(end, self.config.audio_wait)
+            self._infer(frame, end)
+            next_tick += hop
+            late = time.monotonic() - next_tick
+            if late > 0:  # run again now on the newest data; the hops in between are gone
+                if hop > 0:
+                    self.stats.hops_dropped += int(late // hop)
+                next_tick = time.monotonic()
+
+    def _run_lockstep(self) -> None:
+        pacer = self.pacer
+        step = self.config.hop or 1.0 / (self.fps or 30.0)  # hop 0: every frame
+        period = 1.0 / (self.fps or 30.0)
+        lead = step + 0.1  # released ahead of the hop: covers demux interleaving, well inside the ring
+        first = None
+        while first is None and not self._stop.is_set():
+            pacer.allow(lead)
+            first = self.frames.wait_newer(-1, self.config.frame_wait)
+            if first is None and self.source_done.is_set() and self.frames.newest() is None:
+                return
+        if first is not None:  # start at the oldest frame: the gate kept the ring from wrapping
+            first = self.frames.snapshot()[0]
+        target = pacer.media_s(first.t_ns) if first else 0.0
+        last_index = -1
+        while not self._stop.is_set():
+            pacer.allow(target + lead)
+            # The frame for `target` is final once a later one exists or the source has ended.
+            while not self._stop.is_set():
+                newest = self.frames.newest()
+                if newest is not None and pacer.media_s(newest.t_ns) > target:
+                    break
+                if self.source_done.is_set():
+                    break
+                self.frames.wait_newer(newest.index if newest else -1, self.config.frame_wait)
+            frame = self.frames.at_or_before(pacer.timeline_ns(target))
+            if frame is None or (self.source_done.is_set() and pacer.media_s(frame.t_ns) + period <= target + 1e-9):
+                break  # past the end of the media (its last frame is shown for one frame period)
+            if frame.index != last_index:
+                if last_index >= 0:
+                    self.stats.frames_skipped += max(0, frame.index - last_index - 1)
+                last_index = frame.index
+                end = self.audio.clock.index_at(frame.t_ns)
+                deadline = time.monotonic() + 5.0
+                while (self.audio.end < end and not self.source_done.is_set()
+                       and time.monotonic() < deadline and not self._stop.is_set()):
+                    time.sleep(0.002)
+                self._infer(frame, end)
+            target += step
+
+    # --- one inference --------------------------------------------------------------------
+    def _audio_window(self, end: int) -> tuple[int, np.ndarray] | None:
+        ring = self.audio
+        if ring.end < end:
+            self.stats.audio_short += 1
+            end = ring.end
+        first = max(end - self.window, ring.start)
+        if first > end - self.window:
+            self.stats.audio_short += 1  # start-up: less audio than the window; the model tiles it
+        if end - first < ring.sample_rate // 10:
+            return None  # under 0.1 s: nothing worth localising yet
+        samples = ring.read(first, end - first)
+        if samples is None:  # overwritten while reading (the reader fell a ring behind)
+            return None
+        return first, samples
+
+    def _infer(self, frame: Frame, audio_end: int) -> None:
+        infer_start = time.monotonic_ns()
+        window = self._audio_window(audio_end)
+        if window is None:
+            return
+        first, samples = window
+        try:
+            heat = self._run_model(frame.image, samples)
+        except SoundLensError as err:
+            self._error(str(err))
+            return
+        except Exception as err:
+            self._error(f"model failed: {type(err).__name__}: {err}")
+            return
+        infer_end = time.monotonic_ns()
+        self.capture_to_infer.add_ns(infer_start - frame.arrival_ns)
+        self.inference.add_ns(infer_end - infer_start)
+        self._publish(frame, first, samples.size, heat, infer_start, infer_end)
+
+    def _run_model(self, image: np.ndarray, samples: np.ndarray) -> np.ndarray:
+        autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)
+                    if self.device.type == "cuda" else contextlib.nullcontext())
+        with torch.inference_mode(), autocast:
+            images, specs = self.model.prepare(image[None], samples[None], self.audio.sample_rate)
+            maps = self.model.heatmap(images, specs)
+        return maps[0].float().cpu().numpy()
+
+    def _publish(self, frame: Frame, first: int, count: int, heat: np.ndarray,
+                 infer_start: int, infer_end: int) -> None:
+        h, w = frame.image.shape[:2]
+        self.frame_size = (w, h)
+        self.last_shape = tuple(heat.shape)
+        region = map_region(w, h, self.resize)
+        norm, lo, hi = normalise(heat)
+        peaks = find_peaks(heat, self.config.peaks, region, (w, h))
+        frame_info = {"index": frame.index, "width": w, "height": h}
+        if self.media is not None:
+            frame_info["media_s"] = round(self.media.media_s(frame.t_ns), 6)
+        header = {
+            "inference": self.stats.inferences,
+            "stamp_ns": frame.wall_ns,
+            "mono_ns": {"capture": frame.arrival_ns, "infer_start": infer_start, "infer_end": infer_end},
+            "frame": frame_info,
+            "audio": {"sample_rate": self.audio.sample_rate, "first_sample": first, "num_samples": count},
+            "model": {"id": self.model_id, "method": getattr(self.model, "method", "")},
+            "peaks": [{k: p[k] for k in ("u", "v", "x", "y", "score")} for p in peaks],
+        }
+        self.stats.inferences += 1
+        self.last_result = {**header, "heatmap": norm, "raw_range": (lo, hi)}
+        if self.publisher is None:
+            return
+        stream = self.config.stream
+        self.publisher.publish("heatmap", stream, {**header, "heatmap": {"range": [lo, hi], "region": list(region)}},
+                               {"heatmap": norm})
+        self.publisher.publish("peaks", stream, header)
+        now = time.monotonic()
+        if self.config.preview and now - self._last_preview >= 1.0 / self.config.preview_fps:
+            self._last_preview = now
+            self.publisher.publish("preview", stream, header, {"jpeg": self._jpeg(frame.image)})
+
+    def _jpeg(self, rgb: np.ndarray) -> bytes:
+        h, w = rgb.shape[:2]
+        if w > self.config.preview_width:
+            size = (self.config.preview_width, max(1, round(h * self.config.preview_width / w)))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                                [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality])
+        return data.tobytes() if ok else b""
+
+    # --- reporting ------------------------------------------------------------------------
+    def latency(self) -> dict:
+        return {"capture_to_infer": self.capture_to_infer.summary(), "inference": self.inference.summary()}
+
+    def meta(self) -> dict:
+        """How to read this worker's heatmaps (for the meta topic)."""
+        out = {"hop_s": self.config.hop, "device": describe_device(self.device),
+               "audio": {"sample_rate": self.audio.sample_rate, "window_samples": self.window,
+                         "window_s": self.window / self.audio.sample_rate}}
+        if self.frame_size and self.last_shape:
+            w, h = self.frame_size
+            x0, y0, x1, y1 = map_region(w, h, self.resize)
+            mh, mw = self.last_shape
+            out["frame"] = {"width": w, "height": h}
+            out["heatmap"] = {
+                "shape": [mh, mw], "region": [x0, y0, x1, y1],
+                "cell_size": [(x1 - x0) / mw, (y1 - y0) / mh],
+                "values": "min-max normalised to [0, 1]; header heatmap.range holds the raw [min, max]",
+            }
+        return out
+
+    def stats_dict(self) -> dict:
+        return asdict(self.stats)
+

@@ -1,0 +1,30 @@
+"""Shared fixtures: the real reference material (skipped when absent) and the shipped model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PyQt5")
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(os.environ.get("SOUNDLENS_FIXTURES", REPO.parent / "shared" / "fixtures"))
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """../shared/fixtures: real annotations and clips (never committed; a user's clone lacks them)."""
+    if not FIXTURES.is_dir():
+        pytest.skip(f"real fixtures not found at {FIXTURES} (set SOUNDLENS_FIXTURES to their folder)")
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def trained_lite_model():
+    """The shipped default model: a lite encoder trained on the procedural benchmark."""
+    import models
+
+    return models.load("default")

@@ -1,0 +1,98 @@
+"""`soundlens bench <what>`: benchmarks. Each is a sub-subcommand with its own flags and runner.
+
+    soundlens bench live [--model CKPT] [--seconds 20] [--out results.json] [--video FILE]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tools.errors import SoundLensError
+
+
+def add_arguments(parser) -> None:
+    """One sub-parser per entry of BENCHES (defined at the bottom, after the runners)."""
+    sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    for name, (add, run_bench, summary) in BENCHES.items():
+        p = sub.add_parser(name, help=summary, description=summary)
+        add(p)
+        p.set_defaults(_bench=run_bench)
+
+
+def run(args) -> int:
+    return args._bench(args)
+
+
+# --- bench live -------------------------------------------------------------------------------
+def _live_arguments(parser) -> None:
+    from tools.commands.live import add_pipeline_arguments, add_source_arguments
+
+    parser.add_argument("--model", default=None, metavar="CKPT|NAME",
+                        help="checkpoint or shipped name (default: 'default' if shipped, else an untrained "
+                             "lite EZ-VSL, which runs at the same speed)")
+    parser.add_argument("--video", metavar="FILE", default=None,
+                        help="stream this file (looped) instead of the procedural video")
+    parser.add_argument("--hop", type=float, default=0.0,
+                        help="seconds between heatmaps (default 0: every new frame, to measure capacity)")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="seconds left out before measuring (default: the model's audio window + 1 s, "
+                             "so every measured window is full)")
+    parser.add_argument("--out", metavar="JSON", default=None, help="write the results here")
+    add_source_arguments(parser)
+    add_pipeline_arguments(parser)
+    parser.set_defaults(publish="tcp://127.0.0.1:*", seconds=20.0, loop=True)
+
+
+def bench_model(name: str | None):
+    """(model, model id) for the benchmark."""
+    import models
+
+    if name is not None:
+        return models.load(name), name
+    try:
+        return models.load("default"), "default"
+    except SoundLensError:
+        return models.create("ezvsl", encoder="lite"), "ezvsl-lite (untrained: speed only)"
+
+
+def _run_live(args) -> int:
+    import models
+    from realtime.bench import bench_live, meets_targets
+    from realtime.pipeline import status_line
+    from tools.commands.live import audio_buffer_seconds, build_sources, check_args, pipeline_config
+
+    args.camera = None
+    args.synthetic = args.video is None
+    if args.seconds is None or args.seconds <= 0:
+        raise SoundLensError(f"--seconds must be > 0, got {args.seconds}")
+    check_args(args)
+    model, model_id = bench_model(args.model)
+    if args.warmup is None:
+        args.warmup = model.audio_preset.input_seconds + 1.0
+    if args.synthetic:
+        args.synthetic_seconds = max(args.synthetic_seconds, args.seconds + args.warmup + 5)
+    video, audio = build_sources(args, model.audio_preset.sample_rate, audio_buffer_seconds(model))
+    config = pipeline_config(args, args.hop)
+    print(f"soundlens bench live: {model_id} on {video.kind} {video.name}, "
+          f"{args.warmup:g} s warm-up + {args.seconds:g} s", flush=True)
+    result = bench_live(model, video, audio, config, seconds=args.seconds, warmup=args.warmup,
+                        model_info=models.describe(model), model_id=model_id,
+                        on_status=lambda s: print(status_line(s), flush=True))
+    lat = result["latency_ms"]["capture_to_publish"]
+    verdict = "meets" if meets_targets(result) else "misses"
+    print(f"heatmaps/s {result['heatmaps_per_s']:.1f} | capture->publish p50 {lat['p50']} ms p99 {lat['p99']} ms | "
+          f"cpu {result['cpu']['process_cpu_over_wall']:.2f} of {result['cpu']['cores']} cores | {result['device']} | "
+          f"{verdict} the targets (>= {result['targets']['heatmaps_per_s']:g}/s, p99 <= {result['targets']['p99_ms']:g} ms)")
+    if args.out:
+        path = Path(args.out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {path}")
+    return 0
+
+
+# sub-subcommand -> (add its arguments, run it, summary); `bench accuracy` joins as another entry.
+BENCHES: dict[str, tuple] = {
+    "live": (_live_arguments, _run_live, "heatmaps/s, capture->publish latency and CPU of the live pipeline"),
+}
