@@ -73,6 +73,25 @@ def power_spectrogram(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
     return stft.abs().square()
 
 
+@functools.lru_cache(maxsize=8)
+def _mel_filters(n_freqs: int, n_mels: int, sample_rate: int) -> torch.Tensor:
+    # torchaudio MelSpectrogram defaults: f_min 0, f_max sr/2, HTK mel scale, no filter norm.
+    return AF.melscale_fbanks(n_freqs, 0.0, sample_rate / 2, n_mels, sample_rate, None, "htk").double()
+
+
+def mel_db_spectrogram(x: torch.Tensor, sample_rate: int, n_fft: int, hop: int, n_mels: int) -> torch.Tensor:
+    """torchaudio `MelSpectrogram(sr, n_fft, hop_length=hop, n_mels, normalized=True)` then
+    `AmplitudeToDB()` (power, 10·log10(max(x, 1e-10)), no top_db): [B, N] -> [B, n_mels, T] (SSL-TIE, §2.5)."""
+    window = torch.hann_window(n_fft, dtype=torch.float64, device=x.device)
+    stft = torch.stft(
+        x.to(torch.float64), n_fft, hop_length=hop, win_length=n_fft, window=window,
+        center=True, pad_mode="reflect", normalized=False, onesided=True, return_complex=True,
+    )
+    power = stft.abs().square() / window.square().sum()  # normalized=True: the window's L2 norm
+    mel = torch.einsum("bft,fm->bmt", power, _mel_filters(n_fft // 2 + 1, n_mels, sample_rate).to(x.device))
+    return 10.0 * torch.log10(mel.clamp_min(1e-10))
+
+
 class AudioFrontend:
     """Callable `(waveform [B, N] float, sample_rate Hz) -> [B, 1, F, T] float32` for one preset."""
 
@@ -96,6 +115,9 @@ class AudioFrontend:
         if sample_rate != p.sample_rate:
             x = AF.resample(x, int(sample_rate), p.sample_rate)
         x = select_window(x, p).clamp(-1.0, 1.0)
+        if p.transform == "mel_db":
+            db = mel_db_spectrogram(x, p.sample_rate, p.n_fft, p.hop, p.n_mels or p.n_fft // 2 + 1)
+            return (db / p.scale).float().unsqueeze(1)
         if p.transform == "scipy_psd":
             spec = scipy_psd_spectrogram(x, p.sample_rate, p.n_fft, p.hop)
         else:
@@ -104,7 +126,7 @@ class AudioFrontend:
 
 
 def audio_frontend(name: str) -> AudioFrontend:
-    """The front-end of a named preset: `ezvsl`, `lvs`, `sslalign`, `jsa` or `htf`."""
+    """The front-end of a named preset: `ezvsl`, `lvs`, `sslalign`, `jsa`, `htf` or `ssltie`."""
     return AudioFrontend(audio_preset(name))
 
 

@@ -26,12 +26,14 @@ class AudioPreset:
     sample_rate: int  # Hz the spectrogram is computed at (input is resampled to it)
     duration: float  # seconds of audio in the spectrogram
     hop: int  # samples between frames (scipy: nperseg - noverlap)
-    transform: str  # "scipy_psd" (scipy.signal.spectrogram defaults) or "power" (torchaudio Spectrogram)
+    transform: str  # "scipy_psd" (scipy.signal.spectrogram defaults), "power" (torchaudio Spectrogram)
+    # or "mel_db" (torchaudio MelSpectrogram(normalized=True) -> AmplitudeToDB, SSL-TIE)
     anchor: str = "centre"  # where the window sits in the clip: "centre" or "start"
     context: float | None = None  # seconds loaded (tiled) before the window is cut
     n_fft: int = 512
     log_eps: float = 1e-7
     scale: float = 12.0  # official Normalize(mean=0, std=12)
+    n_mels: int | None = None  # mel bands ("mel_db" only)
 
     @property
     def input_seconds(self) -> float:
@@ -45,13 +47,13 @@ class AudioPreset:
     @property
     def num_frames(self) -> int:
         """Time frames T of the output spectrogram."""
-        if self.transform == "power":  # centred STFT
+        if self.transform in ("power", "mel_db"):  # centred STFT
             return 1 + self.num_samples // self.hop
         return (self.num_samples - (self.n_fft - self.hop)) // self.hop
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return (1, self.n_fft // 2 + 1, self.num_frames)
+        return (1, self.n_mels or self.n_fft // 2 + 1, self.num_frames)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class ImagePreset:
 # §2.4 SSL-Align: 10 s loaded, [3.5 s, 6.5 s] slice (= centred 3 s of the 10 s), noverlap 353 -> 257x299.
 # §2.8 JSA: 16 kHz, centred 5 s, torchaudio Spectrogram(n_fft 512, hop 160, centre, power 2) -> 257x501.
 # §2.6 HearTheFlow (and SIRA §2.7): 22.05 kHz, centred 3 s, scipy 512/274 -> 257x276.
+# §2.5 SSL-TIE: tiled to 10 s, first 10 s, torchaudio MelSpectrogram(n_fft 512, hop 239, n_mels 257,
+# normalized=True) -> AmplitudeToDB (10 log10, no /12) -> 257x670.
 AUDIO_PRESETS: dict[str, AudioPreset] = {
     p.name: p
     for p in (
@@ -81,6 +85,7 @@ AUDIO_PRESETS: dict[str, AudioPreset] = {
         AudioPreset("sslalign", 16000, 3.0, hop=512 - 353, transform="scipy_psd", context=10.0),
         AudioPreset("jsa", 16000, 5.0, hop=160, transform="power"),
         AudioPreset("htf", 22050, 3.0, hop=512 - 274, transform="scipy_psd"),
+        AudioPreset("ssltie", 16000, 10.0, hop=239, transform="mel_db", anchor="start", scale=1.0, n_mels=257),
     )
 }
 
@@ -95,6 +100,9 @@ IMAGE_PRESETS: dict[str, ImagePreset] = {
         ImagePreset("sslalign"),
         ImagePreset("jsa"),
         ImagePreset("htf", resize="short_side"),
+        # §2.7 SIRA's own loader: Resize((224, 224), bicubic) at train and test (its 224 RandomCrop
+        # of a 224 image is a no-op and it never flips; SIRA.prepare keeps that, see sira.py).
+        ImagePreset("sira"),
         ImagePreset("lite", size=112, train_resize=123),
     )
 }

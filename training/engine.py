@@ -65,11 +65,11 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, log: Callable
         if hasattr(_unwrap(model), "after_step"):
             _unwrap(model).after_step()  # e.g. momentum-encoder updates
         for k, v in terms.items():
-            totals[k] = totals.get(k, 0.0) + float(v)
+            totals[k] = totals.get(k, 0.0) + v.item()
         n_steps += 1
         n_samples += inputs["images"].shape[0]
         if log is not None:
-            log({"epoch": epoch, "step": step, **{k: float(v) for k, v in terms.items()}})
+            log({"epoch": epoch, "step": step, **{k: v.item() for k, v in terms.items()}})
     elapsed = time.perf_counter() - start
     means = {k: v / max(n_steps, 1) for k, v in totals.items()}
     means["samples_per_s"] = n_samples / max(elapsed, 1e-9)

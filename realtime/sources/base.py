@@ -2,7 +2,8 @@
 
 A source owns the rings it fills: `frames` (FrameRing) and/or `audio` (AudioRing). Its threads
 never raise into the caller: they append to `errors` and, when they cannot go on, set
-`finished`. The pipeline reads the counters for the status topic.
+`finished`. The pipeline reads the counters for the status topic. A source runs once:
+start it, stop it, make a new one to run again.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ class Source:
 
     def start(self) -> Source:
         if not self._started:
-            self._started = True
             self._stop_event.clear()
-            self._start()
+            self._start()  # may raise SoundLensError (no such device): then nothing was started
+            self._started = True
         return self
 
     def stop(self) -> None:

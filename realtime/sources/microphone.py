@@ -80,7 +80,6 @@ class MicrophoneSource(Source):
         try:
             sd.query_devices(cfg.device, "input")
         except (ValueError, sd.PortAudioError) as err:
-            self._started = False
             raise SoundLensError(
                 f"no input device {cfg.device!r} ({err}); inputs here: {list_inputs(sd)}. "
                 "Give --mic with one of them, or 'default'"
@@ -94,7 +93,6 @@ class MicrophoneSource(Source):
             try:
                 stream = self._open(sd, rate)
             except sd.PortAudioError as err:
-                self._started = False
                 raise SoundLensError(f"cannot open input {cfg.device!r}: {err}") from None
         if rate != self.sample_rate:
             self.sample_rate = rate
@@ -115,7 +113,7 @@ class MicrophoneSource(Source):
     def _stop(self) -> None:
         if self._stream is not None:
             try:
-                self._stream.stop()
+                self._stream.abort()  # input only: nothing pending is worth waiting for (stop() can stall)
                 self._stream.close()
             except Exception as err:  # a vanished device may refuse to stop; it is gone anyway
                 self.report(f"closing the stream failed: {err}")

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import StandInModel, fixture_video, write_test_video
+from rt_helpers import StandInModel, fixture_video, write_test_video
 
 from realtime import Subscriber, wire
 from realtime.pipeline import LiveConfig, LivePipeline

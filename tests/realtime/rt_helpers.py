@@ -1,4 +1,4 @@
-"""Shared fixtures for the realtime tests: a stand-in model with the models.* contract, fixture clips."""
+"""Helpers for the realtime tests: a stand-in model with the models.* contract, fixture clips, test videos."""
 
 from __future__ import annotations
 
@@ -58,11 +58,6 @@ class StandInModel(nn.Module):
             time.sleep(self.delay)
         energy = specs.flatten(1).square().mean(1).sqrt()
         return F.adaptive_avg_pool2d(images.mean(1, keepdim=True), 7)[:, 0] * energy[:, None, None] * self.scale
-
-
-@pytest.fixture
-def standin_model():
-    return StandInModel()
 
 
 def fixture_video(name: str = "1aDnyPubxdY_118000_128000.mp4") -> Path:

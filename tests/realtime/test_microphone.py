@@ -1,0 +1,170 @@
+"""Real microphone capture: PortAudio (sounddevice) recording from a virtual PulseAudio source.
+
+The fixture starts a private PulseAudio daemon (its own socket and state under tmp) whose
+default source is a pipe: what the test writes into the FIFO, paced at real time, is what
+PortAudio records. Needs root and the Debian packages pulseaudio, pulseaudio-utils,
+libasound2-plugins (the ALSA->pulse bridge PortAudio talks through) and libportaudio2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rt_helpers import StandInModel, write_test_video
+
+from realtime import Subscriber, wire
+from realtime.pipeline import LiveConfig, LivePipeline
+from realtime.publisher import PublisherConfig
+from realtime.sources import MicrophoneConfig, MicrophoneSource, VideoFileConfig, VideoFileSource
+from realtime.worker import WorkerConfig
+from tools.errors import SoundLensError
+
+RATE = 16000
+PACKAGES = "apt-get install pulseaudio pulseaudio-utils libasound2-plugins libportaudio2"
+
+
+def _sounddevice():
+    try:
+        import sounddevice
+    except OSError as err:
+        pytest.skip(f"PortAudio missing ({err}): {PACKAGES}")
+    return sounddevice
+
+
+@pytest.fixture(scope="module")
+def virtual_mic(tmp_path_factory):
+    """A PulseAudio daemon of our own with a pipe source as the default input; yields the FIFO path."""
+    if shutil.which("pulseaudio") is None or shutil.which("pactl") is None:
+        pytest.skip(f"pulseaudio is not installed: {PACKAGES}")
+    if os.geteuid() != 0:
+        pytest.skip("the virtual microphone recipe runs a private PulseAudio daemon as root; run as root")
+    if not Path("/usr/share/alsa/alsa.conf.d/pulse.conf").exists() and not Path("/etc/alsa/conf.d/99-pulse.conf").exists():
+        pytest.skip(f"the ALSA pulse plugin is missing: {PACKAGES}")
+    sd = _sounddevice()
+    home = tmp_path_factory.mktemp("pulse")
+    fifo = home / "mic.fifo"
+    socket = home / "native"
+    (home / "default.pa").write_text(
+        f"load-module module-native-protocol-unix socket={socket} auth-anonymous=1\n"
+        f"load-module module-null-sink sink_name=vsink rate={RATE} channels=1\n"
+        f"load-module module-pipe-source source_name=vmic file={fifo} format=s16le rate={RATE} channels=1\n"
+        "set-default-sink vsink\nset-default-source vmic\n"
+    )
+    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home),
+           "PULSE_RUNTIME_PATH": str(home / "run"), "PULSE_STATE_PATH": str(home / "state")}
+    log = (home / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        ["pulseaudio", "-n", "-F", str(home / "default.pa"), "--daemonize=no", "--use-pid-file=no",
+         "--exit-idle-time=-1", "--disallow-exit", "--log-target=stderr"],
+        env=env, stdout=log, stderr=log,
+    )
+    server = {"PULSE_SERVER": f"unix:{socket}"}
+    deadline = time.monotonic() + 15
+    while subprocess.run(["pactl", "info"], env={**env, **server}, capture_output=True).returncode != 0:
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            daemon.kill()
+            pytest.fail(f"PulseAudio did not start: {(home / 'daemon.log').read_text()[-2000:]}")
+        time.sleep(0.1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PULSE_SERVER", server["PULSE_SERVER"])
+        sd._terminate()  # PortAudio lists devices once: re-initialise so it sees pulse
+        sd._initialize()
+        try:
+            yield fifo
+        finally:
+            sd._terminate()
+            daemon.terminate()
+            try:
+                daemon.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+            log.close()
+    sd._initialize()
+
+
+@contextlib.contextmanager
+def feed(fifo: Path, samples: np.ndarray):
+    """Write int16 samples into the pipe source at real time (20 ms blocks) on a thread, then
+    silence until the block exits: a pipe source without a writer stalls PortAudio's reads.
+    Yields an Event set once `samples` are all written."""
+    stop, done = threading.Event(), threading.Event()
+
+    def writer():
+        fd = os.open(fifo, os.O_WRONLY)
+        try:
+            t0, n, block = time.monotonic(), 0, RATE // 50
+            silence = np.zeros(block, "<i2")
+            while not stop.is_set():
+                chunk = samples[n : n + block] if n < samples.size else silence
+                os.write(fd, chunk.tobytes())
+                n += block
+                if n >= samples.size:
+                    done.set()
+                wait = t0 + n / RATE - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+        finally:
+            os.close(fd)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        yield done
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def test_microphone_records_the_known_signal_with_a_fitted_clock(virtual_mic):
+    signal_ = np.random.default_rng(7).integers(-20000, 20000, size=int(2.5 * RATE)).astype("<i2")
+    mic = MicrophoneSource(MicrophoneConfig(device="pulse", sample_rate=RATE))
+    with mic, feed(virtual_mic, signal_) as written:
+        assert written.wait(timeout=10)
+        time.sleep(0.3)
+        now = time.monotonic_ns()
+        ring = mic.audio
+        recorded = ring.read(ring.start, ring.end - ring.start)
+        end_time = ring.clock.time_ns(ring.end)
+        slope = ring.clock.fit()[2]
+    assert mic.sample_rate == RATE and mic.stats.overflows == 0
+    assert mic.stats.samples_in == ring.end >= signal_.size
+    as_int = np.round(recorded * 32768).astype(np.int64)
+    # align on the first 64 samples, then everything recorded must be the signal, sample for sample
+    start = next(i for i in range(as_int.size - 64) if np.array_equal(as_int[i : i + 64], signal_[:64]))
+    got = as_int[start : start + signal_.size]
+    assert np.mean(got == signal_[: got.size]) > 0.99 and got.size > 0.95 * signal_.size
+    # the clock fitted from callback times runs at the real rate and ends about now
+    assert slope == pytest.approx(1e9 / RATE, rel=0.03)
+    assert abs(end_time - now) < 0.15e9
+
+
+def test_video_frames_with_live_microphone_audio(virtual_mic, tmp_path):
+    clip = write_test_video(tmp_path / "frames.mp4", frames=150, size=(64, 48))  # 6 s, no audio track
+    video = VideoFileSource(VideoFileConfig(path=str(clip), audio=False))
+    mic = MicrophoneSource(MicrophoneConfig(device="pulse", sample_rate=RATE))
+    tone = (12000 * np.sin(2 * np.pi * 440 * np.arange(6 * RATE) / RATE)).astype("<i2")
+    config = LiveConfig(worker=WorkerConfig(hop=0.1), publisher=PublisherConfig(address="tcp://127.0.0.1:*"),
+                        seconds=2.5)
+    with feed(virtual_mic, tone):
+        with LivePipeline(StandInModel(input_seconds=0.5), video, mic, config) as pipeline:
+            with Subscriber(pipeline.publisher.address) as sub:
+                status = pipeline.run()
+                msg = sub.latest(wire.topic("heatmap", "cam0"))
+    assert status["counters"]["inferences"] >= 10 and status["counters"]["overflows"] == 0
+    assert msg is not None and msg.header["audio"]["sample_rate"] == RATE
+    assert msg.header["audio"]["num_samples"] == RATE // 2  # the window the model asked for
+    kinds = {s["kind"] for s in pipeline.meta()["sources"]}
+    assert kinds == {"video", "microphone"}
+
+
+def test_unknown_input_device_lists_the_real_ones(virtual_mic):
+    with pytest.raises(SoundLensError, match="inputs here: .*pulse"):
+        MicrophoneSource(MicrophoneConfig(device="no-such-microphone")).start()
