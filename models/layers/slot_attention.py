@@ -59,9 +59,9 @@ class JointSlotAttention(nn.Module):
             for name in ("norm_input", "norm_slots", "norm_pre_ff"):
                 setattr(self, f"{m}_{name}", nn.LayerNorm(dim))
 
-    def _mask(self, tokens: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
-        """Training-only token masking (§2.8): each token becomes `token` with p = mask_ratio."""
-        if not self.training or self.mask_ratio <= 0:
+    def _mask(self, tokens: torch.Tensor, token: torch.Tensor, mask: bool) -> torch.Tensor:
+        """Token masking (§2.8): each token becomes `token` with p = mask_ratio."""
+        if not mask or self.mask_ratio <= 0:
             return tokens
         hit = torch.rand(tokens.shape[:2] + (1,), device=tokens.device) < self.mask_ratio
         return torch.where(hit, token.to(tokens.dtype).expand_as(tokens), tokens)
@@ -82,10 +82,12 @@ class JointSlotAttention(nn.Module):
             slots = slots + mlp(norm_ff(slots))
         return slots, q, attn
 
-    def forward(self, img: torch.Tensor, aud: torch.Tensor) -> JointSlots:
-        """img [B, N, D] and aud [B, T, D] tokens -> JointSlots."""
-        img = self.img_norm_input(self._mask(img, self.mask_token_img))
-        aud = self.aud_norm_input(self._mask(aud, self.mask_token_aud))
+    def forward(self, img: torch.Tensor, aud: torch.Tensor, mask: bool | None = None) -> JointSlots:
+        """img [B, N, D] and aud [B, T, D] tokens -> JointSlots. Tokens are masked when `mask`
+        (default: in training mode only)."""
+        mask = self.training if mask is None else mask
+        img = self.img_norm_input(self._mask(img, self.mask_token_img, mask))
+        aud = self.aud_norm_input(self._mask(aud, self.mask_token_aud, mask))
         img_k, img_v = self.img_to_k(img), self.img_to_v(img)
         aud_k, aud_v = self.aud_to_k(aud), self.aud_to_v(aud)
         img_slots, img_q, img_img = self._iterate("img", img_k, img_v)

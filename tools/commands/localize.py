@@ -15,6 +15,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    localize_files(args.model, args.image, args.audio, args.out, device=args.device, top_k=args.top_k)
+    return 0
+
+
+def localize_files(model_name: str, image: str, audio: str, out: str, device: str | None = None,
+                   top_k: int = 1) -> list[tuple[float, float]]:
+    """Heatmap of `audio` over `image`, written as an overlay PNG at `out`; returns the peaks (x, y)."""
     import torch
     from PIL import Image
 
@@ -22,23 +29,23 @@ def run(args) -> int:
     from tools.media import load_audio, load_image
     from tools.overlay import overlay_heatmap
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = models.load(args.model, device=device)
-    frame = load_image(args.image)
-    wav, rate = load_audio(args.audio)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = models.load(model_name, device=device)
+    frame = load_image(image)
+    wav, rate = load_audio(audio)
     with torch.inference_mode():
         images, specs = model.prepare(frame[None], wav[None], rate)
         native = model.heatmap(images, specs).float()
         heat = models.minmax(models.resize_map(native, frame.shape[:2], mode="bilinear"))[0].cpu().numpy()
-    peaks = top_peaks(heat, args.top_k)
+    peaks = top_peaks(heat, top_k)
     out = overlay_heatmap(frame, heat, peaks=peaks)
-    path = Path(args.out)
+    path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(out).save(path)
     where = ", ".join(f"({x:.3f}, {y:.3f})" for x, y in peaks)
     print(f"{path}: {model.method} heatmap over {frame.shape[1]}x{frame.shape[0]} frame; peak at {where} "
           f"(x, y as fractions of width, height)")
-    return 0
+    return peaks
 
 
 def top_peaks(heat, k: int) -> list[tuple[float, float]]:
