@@ -15,7 +15,11 @@ from models.frontends import AudioFrontend, audio_frontend
 from models.images import prepare_images
 from models.maps import minmax, peak_xy, resize_map
 from models.methods import ezvsl as _ezvsl  # noqa: F401
+from models.methods import jsa as _jsa  # noqa: F401
 from models.methods import lvs as _lvs  # noqa: F401
+from models.methods import sira as _sira  # noqa: F401
+from models.methods import slavc as _slavc  # noqa: F401
+from models.methods import sslalign as _sslalign  # noqa: F401
 from models.presets import AUDIO_PRESETS, IMAGE_PRESETS, AudioPreset, ImagePreset, audio_preset, image_preset
 from models.registry import available, create, make_config, method_entry, register_method
 

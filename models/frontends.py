@@ -11,7 +11,6 @@ import functools
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchaudio.functional as AF
 from scipy.signal import get_window
 
 from models.presets import AudioPreset, audio_preset
@@ -113,6 +112,8 @@ class AudioFrontend:
             raise SoundLensError(f"invalid sample rate {sample_rate} Hz")
         x = x.float()
         if sample_rate != p.sample_rate:
+            import torchaudio.functional as AF  # imported on demand: it costs seconds at start-up
+
             x = AF.resample(x, int(sample_rate), p.sample_rate)
         x = select_window(x, p).clamp(-1.0, 1.0)
         if p.transform == "mel_db":

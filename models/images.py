@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
-from torchvision.transforms import InterpolationMode
+import torch.nn.functional as F
 
 from models.presets import ImagePreset
 from tools.errors import SoundLensError
 
-_MODES = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR}
+
+def resize(x: torch.Tensor, size: int | tuple[int, int], mode: str) -> torch.Tensor:
+    """Antialiased resize of uint8 or float [B, C, H, W] like torchvision's Resize on tensors: an int
+    sets the short side (keeping the aspect ratio), a pair sets (H, W). Returns float."""
+    h, w = x.shape[-2:]
+    if isinstance(size, int):
+        short, long = (h, w) if h <= w else (w, h)
+        new_long = int(size * long / short)
+        size = (size, new_long) if h <= w else (new_long, size)
+    out = F.interpolate(x.float(), size=size, mode=mode, align_corners=False, antialias=True)
+    return out.clamp_(0, 255).round_() if x.dtype == torch.uint8 else out
+
+
+def center_crop(x: torch.Tensor, s: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
+    return x[..., top : top + s, left : left + s]
 
 
 def to_uint8_batch(frames) -> torch.Tensor:
@@ -37,10 +52,10 @@ def prepare_images(frames, preset: ImagePreset, train: bool = False, device=None
     x = to_uint8_batch(frames)
     if device is not None:
         x = x.to(device, non_blocking=True)
-    mode = _MODES[preset.interpolation]
+    mode = preset.interpolation
     s = preset.size
     if train:
-        x = TF.resize(x, preset.train_resize, interpolation=mode, antialias=True)
+        x = resize(x, preset.train_resize, mode)
         h, w = x.shape[-2:]
         i = int(torch.randint(0, h - s + 1, ()))
         j = int(torch.randint(0, w - s + 1, ()))
@@ -48,11 +63,12 @@ def prepare_images(frames, preset: ImagePreset, train: bool = False, device=None
         flip = torch.rand(x.shape[0], device=x.device) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     elif preset.resize == "short_side":
-        x = TF.center_crop(TF.resize(x, s, interpolation=mode, antialias=True), [s, s])
+        x = center_crop(resize(x, s, mode), s)
     else:
-        x = TF.resize(x, [s, s], interpolation=mode, antialias=True)
-    x = x.float().div_(255.0)
-    return TF.normalize(x, list(preset.mean), list(preset.std))
+        x = resize(x, (s, s), mode)
+    mean = torch.tensor(preset.mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(preset.std, device=x.device).view(1, 3, 1, 1)
+    return (x.float() / 255.0 - mean) / std
 
 
 def crop_box(box: torch.Tensor, frame_hw: tuple[int, int], preset: ImagePreset) -> torch.Tensor:

@@ -16,10 +16,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("models_cmd", "list the registered methods and their presets"),
     "eval": ("eval_cmd", "score saved heatmaps against box annotations under an official protocol"),
     "data": ("data", "dataset utilities: check-split finds test clips in a training list"),
+    "train": ("train", "train a method on procedural or prepared data (CPU, GPU, torchrun; checkpoints + log)"),
     "localize": ("localize", "heatmap of one image + audio pair, written as an overlay PNG"),
     "synth": ("synth", "generate the procedural audio-visual benchmark (pairs or videos)"),
     "live": ("live", "camera/video/synthetic + microphone -> heatmaps published over ZeroMQ"),
+    "view": ("view", "window showing a live stream: frame, heatmap, peaks, fps/latency/drops"),
+    "analyze": ("analyze", "heatmap on every frame of a recorded video: overlay mp4 (with its sound) + JSONL"),
     "bench": ("bench", "benchmarks: 'bench live' measures heatmaps/s, latency and CPU of the live pipeline"),
+    "import": ("import_cmd", "convert an official release's checkpoint (.pth) to a SoundLens checkpoint"),
 }
 
 

@@ -22,7 +22,7 @@ def random_view(images: torch.Tensor, mean, std, min_scale: float = 0.6, jitter:
         return torch.rand(*shape, device=dev, generator=generator, dtype=torch.float32).to(dt)
 
     scale = min_scale + (1 - min_scale) * rand(b)
-    shift = (1 - scale) * (2 * rand(b, 2) - 1)
+    shift = (1 - scale)[:, None] * (2 * rand(b, 2) - 1)
     flip = torch.where(rand(b) < 0.5, -1.0, 1.0).to(dt)
     theta = torch.zeros(b, 2, 3, device=dev, dtype=dt)
     theta[:, 0, 0], theta[:, 1, 1] = scale * flip, scale

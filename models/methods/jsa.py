@@ -166,17 +166,6 @@ class JSA(SoundLocalizer):
                 "match": match.detach(), "kept_negatives": keep.float().mean().detach()}
 
 
-def remap_official(state: dict) -> dict:
-    """Official JSA keys (container and `module.` already stripped) -> SoundLens keys.
-
-    The release's audio stem is `audnet.conv1_1`; our trunk calls every stem `conv1`. Everything
-    else (`imgnet.proj`, `audnet.proj.0`, `slot_attn.*`, `img_decoder.*`, `aud_decoder.*`) keeps
-    its name (§2.8 key table).
-    """
-    return {("audnet.conv1." + k[len("audnet.conv1_1."):] if k.startswith("audnet.conv1_1.") else k): v
-            for k, v in state.items()}
-
-
 @register_method("jsa", JSAConfig, summary="joint slot attention: target slots, attention matching (CVPR'25)",
                  paper="Kim et al., Improving Sound Source Localization with Joint Slot Attention on Image "
                        "and Audio, CVPR 2025")

@@ -1,0 +1,138 @@
+"""SSL-Align — "Sound Source Localization is All about Cross-Modal Alignment" (Senocak et al., ICCV'23).
+
+Paper 2 (shared/papers) and official_repos.md §2.4. The test-time network is the LVS one (§2.3:
+ResNet-18 trunks with layer-4 stride 1, 14x14 cosine map, audio max-pooled); the method changes
+training:
+
+* s_L (Eq. 1): localisation similarity, the mean over all positions (M = 1, no masks) of the cosine
+  between each image feature v^xy and the audio feature a.
+* s_A (Eq. 2): alignment similarity, the cosine between p_v(avg(v)) and p_a(a), with projection
+  heads p_v, p_a (SimCLR-style, so alignment does not smooth out the localisation space).
+* Positives (§3.2): V = {v, v_aug, v_conc}, A = {a, a_aug, a_conc}, all 9 pairs. v_aug: random image
+  transformations; a_aug: a temporal shift of the audio; v_conc / a_conc: conceptually similar
+  samples, one of the top-k nearest neighbours of the item in each modality, mined once with a
+  pretrained encoder (training/neighbours.py). Batches carry them as `conc_frame` / `conc_waveform`
+  (raw, as the dataset wrapper `ConceptualPositives` adds them) or `conc_images` / `conc_specs`
+  (prepared). Without a neighbour index the conceptual positive falls back to the original sample,
+  so the pairs (v|v_conc) x (a|a_conc) all repeat (v, a).
+* Loss (Eq. 3): for each of the 9 pairs, InfoNCE over the batch (negatives: the other clips' audio)
+  with s_L plus the same with s_A, summed over the pairs, averaged over the batch.
+
+The release has no training code (§2.4): tau, the projection heads' shape and the augmentation
+strengths are not given in the paper text; the choices below are SoundLens' and are marked so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.base import MethodConfig, SoundLocalizer, l2
+from models.layers import init_heads, random_view, time_shift
+from models.registry import register_method
+
+
+@dataclass
+class SSLAlignConfig(MethodConfig):
+    encoder: str = "resnet18_lvs"  # §2.4: the LVS AVENet at test time
+    audio_preset: str = "sslalign"  # §2.4: 3 s slice of 10 s, noverlap 353 -> 257x299
+    tau: float = 0.07  # Eq. 3 temperature; not stated in the paper text: LVS' logit temperature (§2.3)
+    projection: bool = True  # Eq. 2 projection heads p_v, p_a (False: s_A on the pooled features)
+    proj_dim: int = 512  # SoundLens choice: Linear-ReLU-Linear 512 -> 512 -> proj_dim (SimCLR style)
+    augment: bool = True  # §3.2 hand-crafted positives v_aug, a_aug
+    crop_min: float = 0.6  # SoundLens choice: v_aug crop side fraction in [crop_min, 1]
+    jitter: float = 0.4  # SoundLens choice: v_aug brightness/contrast/saturation strength
+    shift_max: float = 0.25  # SoundLens choice: a_aug circular time shift, fraction of the frames
+
+    official_image_preset: ClassVar[str] = "sslalign"
+
+
+def _head(c_in: int, dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(c_in, c_in), nn.ReLU(inplace=True), nn.Linear(c_in, dim))
+
+
+class SSLAlign(SoundLocalizer):
+    method = "sslalign"
+
+    def __init__(self, config: SSLAlignConfig):
+        super().__init__(config)
+        self.imgnet, self.audnet = self._encoders("resnet18_lvs", "resnet18_lvs")
+        if config.projection:
+            self.proj_img = _head(self.imgnet.out_channels, config.proj_dim)  # p_v (Eq. 2)
+            self.proj_aud = _head(self.audnet.out_channels, config.proj_dim)  # p_a (Eq. 2)
+            init_heads(self.proj_img, self.proj_aud)
+
+    # --- features -----------------------------------------------------------------------
+    def features(self, images: torch.Tensor, specs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw image map v [B, C, h, w] and max-pooled audio vector a [B, C] (LVS, §2.3)."""
+        return self.imgnet(images), self.audnet(specs).amax(dim=(2, 3))
+
+    def aligned(self, v: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The s_A embeddings of Eq. 2: L2(p_v(avg(v))), L2(p_a(a))."""
+        v = v.mean(dim=(2, 3))
+        if self.config.projection:
+            v, a = self.proj_img(v), self.proj_aud(a)
+        return l2(v), l2(a)
+
+    def heatmap(self, images, specs) -> torch.Tensor:
+        v, a = self.features(images, specs)
+        return torch.einsum("bchw,bc->bhw", l2(v), l2(a))
+
+    def embed(self, images, specs):
+        """Retrieval embeddings: the alignment space of s_A (Eq. 2)."""
+        return self.aligned(*self.features(images, specs))
+
+    # --- training -----------------------------------------------------------------------
+    def _conceptual(self, batch: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """v_conc, a_conc as prepared inputs, or None where the batch has none (fallback: original)."""
+        images, specs = batch.get("conc_images"), batch.get("conc_specs")
+        if images is None and "conc_frame" in batch:
+            rate = batch["sample_rate"]
+            rate = int(rate[0]) if torch.is_tensor(rate) else int(rate)
+            images, specs = self.prepare(batch["conc_frame"], batch["conc_waveform"], rate, train=self.training)
+        return images, specs
+
+    def loss(self, batch: dict) -> dict:
+        cfg = self.config
+        images, specs = batch["images"], batch["specs"]
+        b = images.shape[0]
+        img_views, aud_views = [images], [specs]
+        if cfg.augment:
+            p = self.image_preset
+            img_views.append(random_view(images, p.mean, p.std, cfg.crop_min, cfg.jitter))
+            aud_views.append(time_shift(specs, cfg.shift_max))
+        conc_img, conc_aud = self._conceptual(batch)
+        # Index of each positive in its view list; a missing conceptual positive is the original (0).
+        v_idx, a_idx = list(range(len(img_views))), list(range(len(aud_views)))
+        v_idx.append(len(img_views) if conc_img is not None else 0)
+        a_idx.append(len(aud_views) if conc_aud is not None else 0)
+        if conc_img is not None:
+            img_views.append(conc_img.to(images.device))
+        if conc_aud is not None:
+            aud_views.append(conc_aud.to(specs.device))
+        # One trunk pass per modality over all views.
+        v_all = self.imgnet(torch.cat(img_views)).unflatten(0, (len(img_views), b))
+        a_all = self.audnet(torch.cat(aud_views)).amax(dim=(2, 3)).unflatten(0, (len(aud_views), b))
+        v_loc = l2(v_all, dim=2).mean(dim=(3, 4))  # s_L: mean over positions of unit vectors (Eq. 1)
+        a_loc = l2(a_all, dim=2)
+        v_al, a_al = self.aligned(v_all.flatten(0, 1), a_all.flatten(0, 1))
+        v_al, a_al = v_al.unflatten(0, (len(img_views), b)), a_al.unflatten(0, (len(aud_views), b))
+        target = torch.arange(b, device=images.device)
+        loss_loc = loss_align = images.new_zeros(())
+        for i in v_idx:  # Eq. 3: every (v_i, a_j) of V x A
+            for j in a_idx:
+                loss_loc = loss_loc + F.cross_entropy(v_loc[i] @ a_loc[j].t() / cfg.tau, target)
+                loss_align = loss_align + F.cross_entropy(v_al[i] @ a_al[j].t() / cfg.tau, target)
+        return {"loss": loss_loc + loss_align, "loc": loss_loc.detach(), "align": loss_align.detach(),
+                "conceptual": images.new_tensor(float(conc_img is not None))}
+
+
+@register_method("sslalign", SSLAlignConfig, summary="localisation + alignment InfoNCE over 9 positive pairs "
+                 "(ICCV'23)", paper="Senocak et al., Sound Source Localization is All about Cross-Modal "
+                                   "Alignment, ICCV 2023")
+def sslalign(config: SSLAlignConfig) -> SSLAlign:
+    return SSLAlign(config)

@@ -1,0 +1,50 @@
+"""`soundlens analyze VIDEO -o OUT.mp4`: a heatmap on every frame of a recorded video.
+
+The same sliding window and peaks as `soundlens live` (realtime.analyze), batched; writes an
+H.264 overlay video with the original sound and, with --jsonl, one JSON row per video frame.
+"""
+
+from __future__ import annotations
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("video", metavar="VIDEO", help="video file with sound (mp4, mkv, mov, webm, ...)")
+    parser.add_argument("-o", "--out", required=True, metavar="OUT.mp4",
+                        help="overlay video to write (.mp4, .mov or .mkv): H.264 + the original audio")
+    parser.add_argument("--jsonl", metavar="OUT.jsonl", default=None,
+                        help="also write one JSON row per video frame: time, peaks (u, v, x, y, score), scores, model")
+    parser.add_argument("--model", default="default", metavar="CKPT|NAME",
+                        help="SoundLens checkpoint (.safetensors) or shipped model name (default: default)")
+    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                        help="inference device (default: cuda when available)")
+    parser.add_argument("--batch", type=int, default=8, metavar="N", help="frames per model call (default 8)")
+    parser.add_argument("--hop", type=float, default=0.0, metavar="S",
+                        help="seconds between heatmaps; frames in between show the last one (default 0: every frame)")
+    parser.add_argument("--peaks", type=int, default=3, help="peaks per frame (default 3)")
+    parser.add_argument("--crf", type=int, default=20, help="H.264 quality, lower is better (default 20)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from tools.errors import SoundLensError
+
+    if args.batch < 1:
+        raise SoundLensError(f"--batch must be >= 1, got {args.batch}")
+    if args.hop < 0:
+        raise SoundLensError(f"--hop must be >= 0 seconds, got {args.hop}")
+    if args.peaks < 0:
+        raise SoundLensError(f"--peaks must be >= 0, got {args.peaks}")
+    if not 0 <= args.crf <= 51:
+        raise SoundLensError(f"--crf must be between 0 and 51, got {args.crf}")
+
+    import models
+    from realtime.analyze import AnalyzeConfig, analyze_video
+
+    model = models.load(args.model)
+    config = AnalyzeConfig(batch=args.batch, hop=args.hop, device=args.device, peaks=args.peaks, crf=args.crf,
+                           progress=not args.quiet)
+    summary = analyze_video(model, args.video, args.out, args.jsonl, config, model_id=str(args.model))
+    rows = f" and {summary.frames} rows to {args.jsonl}" if args.jsonl else ""
+    print(f"soundlens analyze: {summary.frames} frames ({summary.seconds:.2f} s), {summary.inferences} heatmaps "
+          f"on {summary.device} in {summary.wall_s:.1f} s -> {args.out} (audio {summary.audio}){rows}", flush=True)
+    return 0

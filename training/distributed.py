@@ -1,0 +1,205 @@
+"""Distributed training under torchrun: the process's place in the job, and gathered contrastive negatives.
+
+Conventions (style.md §2 open_clip `distributed.py`, realtime_ecosystem.md §F): torchrun sets
+RANK / LOCAL_RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT; without them this is one plain process.
+Backend nccl on CUDA, gloo on CPU; one GPU per process (`cuda:LOCAL_RANK`); only rank 0 writes.
+
+Gathered negatives (`--gather-negatives`): EZ-VSL's release computes its InfoNCE on each GPU's
+shard only, so more GPUs means fewer negatives per loss (§F). `gather_features` all-gathers
+embeddings the way open_clip's `ClipLoss` does (the local shard keeps its gradient, the others are
+constants), and `GATHERED_LOSSES` re-states a method's loss over the gathered global batch. On one
+process the gathered loss equals the method's own `loss()` exactly (tests check it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from tools.errors import SoundLensError
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """Where this process sits: rank among world_size processes and its device."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_master(self) -> bool:
+        """Rank 0: the only process that writes checkpoints and logs (§2 open_clip)."""
+        return self.rank == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SoundLensError(f"environment variable {name}={value!r} is not an integer; launch with torchrun") from None
+
+
+def pick_device(name: str | None, local_rank: int = 0) -> torch.device:
+    """'cpu', 'cuda' (this process's GPU), 'cuda:N', or None = CUDA when available, else CPU."""
+    if name is None:
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SoundLensError(f"--device {name} asked for CUDA but no GPU is visible; use --device cpu")
+        if name == "cuda":
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device(name)
+    if name != "cpu":
+        raise SoundLensError(f"unknown device '{name}'; use cpu, cuda or cuda:N")
+    return torch.device("cpu")
+
+
+def init_distributed(device: str | None = None) -> DistEnv:
+    """Join the torchrun job described by the environment (or run alone) and pick the device.
+
+    Under torchrun with WORLD_SIZE > 1 this calls `init_process_group` (env://) with nccl for
+    CUDA and gloo for CPU; with one process nothing is initialised.
+    """
+    world = _env_int("WORLD_SIZE", 1)
+    rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    dev = pick_device(device, local_rank)
+    if world > 1 and not dist.is_initialized():
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)  # LOCAL_RANK, not RANK: right on many nodes too (§F)
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, init_method="env://", world_size=world, rank=rank)
+    return DistEnv(rank=rank, local_rank=local_rank, world_size=world, device=dev)
+
+
+def barrier(env: DistEnv) -> None:
+    if env.distributed and dist.is_initialized():
+        dist.barrier()
+
+
+def cleanup(env: DistEnv) -> None:
+    if env.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def broadcast_object(obj, env: DistEnv, src: int = 0):
+    """`obj` from rank `src` on every rank (JSON-like values: metrics, flags)."""
+    if not env.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def gather_features(features: torch.Tensor, rank: int, world_size: int, with_grad: bool = False) -> torch.Tensor:
+    """All ranks' `features` [b, ...] concatenated in rank order -> [world_size * b, ...].
+
+    open_clip's rule (style.md §2): a plain all_gather returns tensors without gradient, so the
+    local shard is put back in its slot to keep its gradient; each rank then back-propagates
+    through its own features only, and DDP's gradient averaging sums the contributions. With
+    `with_grad` the differentiable all_gather is used instead (gradients flow to every shard).
+    Every rank must pass the same shape (the trainer drops ragged last batches). With one process
+    the input is returned unchanged.
+    """
+    if world_size <= 1:
+        return features
+    if not dist.is_initialized():
+        raise SoundLensError(f"gather_features with world_size {world_size} needs torch.distributed; launch with torchrun")
+    if with_grad:
+        import torch.distributed.nn.functional as dist_nn
+
+        return torch.cat(dist_nn.all_gather(features.contiguous()), dim=0)
+    parts = [torch.empty_like(features) for _ in range(world_size)]
+    dist.all_gather(parts, features.detach().contiguous())
+    parts[rank] = features
+    return torch.cat(parts, dim=0)
+
+
+Gather = Callable[[torch.Tensor], torch.Tensor]
+
+
+def make_gather(env: DistEnv, with_grad: bool = False) -> Gather:
+    """`gather_features` bound to this process's rank and world size."""
+    return lambda x: gather_features(x, env.rank, env.world_size, with_grad)
+
+
+# --- methods' losses over gathered negatives -------------------------------------------------
+def _symmetric_ce(logits: torch.Tensor) -> torch.Tensor:
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)
+
+
+def ezvsl_gathered_loss(model, batch: dict, gather: Gather) -> dict:
+    """EZ-VSL max-MIL InfoNCE (official_repos.md §2.1) with the whole job's batch as negatives.
+
+    Every rank computes the full [B, B] loss over the gathered image maps and audio vectors
+    (open_clip's default, local_loss off); gradients reach the local shard only.
+    """
+    v = gather(model.image_features(batch["images"]))  # [B, D, h, w]
+    a = gather(model.audio_features(batch["specs"]))  # [B, D]
+    sim = torch.einsum("nchw,mc->nmhw", v, a).flatten(2).amax(dim=2) / model.config.tau
+    loss = _symmetric_ce(sim)
+    return {"loss": loss, "infonce": loss.detach()}
+
+
+def lvs_gathered_loss(model, batch: dict, gather: Gather) -> dict:
+    """LVS trimap loss (official_repos.md §2.3) whose easy negatives are every audio of the job."""
+    from models.layers import trimap_logits
+
+    cfg = model.config
+    v = gather(model.image_features(batch["images"]))
+    a = gather(model.audio_features(batch["specs"]))
+    maps_all = torch.einsum("nchw,mc->nmhw", v, a)
+    maps_pos = torch.diagonal(maps_all, dim1=0, dim2=1).permute(2, 0, 1)
+    logits = trimap_logits(maps_pos, maps_all, cfg.epsilon, cfg.epsilon_neg, cfg.tau, cfg.logit_temperature)
+    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    loss = F.cross_entropy(logits, target)
+    return {"loss": loss, "trimap_ce": loss.detach()}
+
+
+# method -> loss(model, batch, gather). A method may also define `gathered_loss(batch, gather)`
+# itself; the trainer prefers that.
+GATHERED_LOSSES: dict[str, Callable[..., dict]] = {
+    "ezvsl": ezvsl_gathered_loss,
+    "lvs": lvs_gathered_loss,
+}
+
+# Why the other built-in methods keep their per-process negatives.
+NOT_GATHERABLE: dict[str, str] = {
+    "slavc": "its contrastive targets come from momentum (EMA) encoders and softmaxes over two maps; "
+             "a gathered version is not implemented",
+    "sslalign": "its nine positive-pair InfoNCE terms use per-batch augmented views; a gathered version "
+                "is not implemented",
+    "jsa": "its negatives are filtered by per-batch reciprocal top-k neighbours and slot attention; a "
+           "gathered version is not implemented",
+    "sira": "its three trimap stages and recursive re-encoding run per batch; a gathered version is not "
+            "implemented",
+}
+
+
+def gathered_loss_for(model) -> Callable[[dict, Gather], dict]:
+    """loss(batch, gather) of `model` over gathered negatives, or a SoundLensError saying why not."""
+    own = getattr(model, "gathered_loss", None)
+    if callable(own):
+        return own
+    fn = GATHERED_LOSSES.get(model.method)
+    if fn is not None:
+        return lambda batch, gather: fn(model, batch, gather)
+    reason = NOT_GATHERABLE.get(model.method, "it defines no gathered loss")
+    supported = ", ".join(sorted(GATHERED_LOSSES))
+    raise SoundLensError(f"--gather-negatives: the {model.method} loss cannot use gathered negatives: {reason}. "
+                         f"Methods that can: {supported}; drop the flag to train {model.method} with "
+                         "per-process negatives")
