@@ -21,19 +21,11 @@ class EncoderSpec:
     widths: tuple[int, int, int, int]
     blocks: tuple[int, int, int, int]
     layer4_stride: int
-    input_pool: tuple[int, int] | None = None  # average-pool the input first (cheap spectrograms)
 
 
-# resnet18: torchvision ResNet-18 (EZ-VSL, SLAVC, JSA; 224 px -> 7x7).
-# resnet18_lvs: layer-4 stride 1 (official_repos.md §2.3: LVS, SSL-Align, SSL-TIE; 224 px -> 14x14).
-# lite: SoundLens' CPU real-time encoder, ~1.2 M parameters, stride 16 (112 px -> 7x7).
-# lite_audio: the same trunk after a 4x2 (frequency x time) average pool of the spectrogram, so a
-# 257x200 input costs about what a 112 px image does.
 ENCODERS: dict[str, EncoderSpec] = {
     "resnet18": EncoderSpec((64, 128, 256, 512), (2, 2, 2, 2), 2),
     "resnet18_lvs": EncoderSpec((64, 128, 256, 512), (2, 2, 2, 2), 1),
-    "lite": EncoderSpec((32, 64, 128, 256), (1, 1, 1, 1), 1),
-    "lite_audio": EncoderSpec((32, 64, 128, 256), (1, 1, 1, 1), 2, input_pool=(4, 2)),
 }
 
 
@@ -61,7 +53,6 @@ class ResNetTrunk(nn.Module):
 
     def __init__(self, spec: EncoderSpec, in_channels: int = 3):
         super().__init__()
-        self.input_pool = spec.input_pool
         self.inplanes = spec.widths[0]
         self.conv1 = nn.Conv2d(in_channels, self.inplanes, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(self.inplanes)
@@ -89,19 +80,61 @@ class ResNetTrunk(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.input_pool is not None:
-            x = F.avg_pool2d(x, self.input_pool, ceil_mode=True)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
-def build_encoder(name: str, in_channels: int = 3) -> ResNetTrunk:
-    """An encoder by name (`resnet18`, `resnet18_lvs`, `lite`, `lite_audio`) for `in_channels` inputs (3 image, 1 audio)."""
-    try:
-        spec = ENCODERS[name]
-    except KeyError:
-        raise SoundLensError(f"unknown encoder '{name}'; choose one of {', '.join(ENCODERS)}") from None
-    return ResNetTrunk(spec, in_channels)
+class LiteTrunk(nn.Module):
+    """SoundLens' CPU real-time encoder: four stages of 3x3 conv (strides 2, 2, 2, 1) + 1x1 conv.
+
+    Output stride 8 (112 px -> a 14x14 map) with a receptive field of 31 px. The field is kept
+    local on purpose: trained from scratch, an encoder whose every cell sees the whole image (a
+    ResNet-18 cell sees ~400 px) has no reason to put the evidence where the object is; with a
+    local field, max-over-locations training must find the object. About 0.5 M parameters.
+    `input_pool` average-pools the input first (spectrograms: 4x2 over frequency x time).
+    """
+
+    def __init__(self, in_channels: int = 3, widths=(32, 64, 128, 256), strides=(2, 2, 2, 1),
+                 input_pool: tuple[int, int] | None = None):
+        super().__init__()
+        self.input_pool = input_pool
+        stages, c_in = [], in_channels
+        for width, stride in zip(widths, strides):
+            stages.append(nn.Sequential(
+                nn.Conv2d(c_in, width, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            ))
+            c_in = width
+        self.stages = nn.Sequential(*stages)
+        self.out_channels = widths[-1]
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_pool is not None:
+            x = F.avg_pool2d(x, self.input_pool, ceil_mode=True)
+        return self.stages(x)
+
+
+ENCODER_NAMES = ("resnet18", "resnet18_lvs", "lite", "lite_audio")
+
+
+def build_encoder(name: str, in_channels: int = 3) -> nn.Module:
+    """An encoder by name for `in_channels` inputs (3 image, 1 audio); `out_channels` gives its width.
+
+    resnet18: torchvision ResNet-18 (EZ-VSL, SLAVC, JSA; 224 px -> 7x7).
+    resnet18_lvs: layer-4 stride 1 (official_repos.md §2.3: LVS, SSL-Align, SSL-TIE; 224 px -> 14x14).
+    lite / lite_audio: SoundLens' CPU real-time encoder (LiteTrunk) for images / spectrograms.
+    """
+    if name == "lite":
+        return LiteTrunk(in_channels)
+    if name == "lite_audio":
+        return LiteTrunk(in_channels, input_pool=(4, 2))
+    if name not in ENCODERS:
+        raise SoundLensError(f"unknown encoder '{name}'; choose one of {', '.join(ENCODER_NAMES)}")
+    return ResNetTrunk(ENCODERS[name], in_channels)
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -126,7 +159,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
-def load_pretrained(encoder: ResNetTrunk, path: str | Path) -> None:
+def load_pretrained(encoder: nn.Module, path: str | Path) -> None:
     """Load backbone weights (e.g. torchvision's resnet18 ImageNet file) from a local file.
 
     The classifier (`fc.*`) is ignored; a one-channel stem gets the mean of an RGB stem. Any other

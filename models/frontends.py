@@ -75,6 +75,8 @@ def power_spectrogram(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
 @functools.lru_cache(maxsize=8)
 def _mel_filters(n_freqs: int, n_mels: int, sample_rate: int) -> torch.Tensor:
     # torchaudio MelSpectrogram defaults: f_min 0, f_max sr/2, HTK mel scale, no filter norm.
+    import torchaudio.functional as AF  # on demand: importing torchaudio costs seconds
+
     return AF.melscale_fbanks(n_freqs, 0.0, sample_rate / 2, n_mels, sample_rate, None, "htk").double()
 
 

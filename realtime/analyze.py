@@ -97,6 +97,7 @@ class OfflineWorker(InferenceWorker):
         """Heatmap results (the `last_result` dicts of the live worker) for `frames`, batched;
         None for a frame with under 0.1 s of audio before it."""
         windows = [self._audio_window(self.window_end(f)) for f in frames]
+        windows = [None if w is None else (w[0], self._model_window(w[1])) for w in windows]
         results: list[dict | None] = [None] * len(frames)
         todo = [i for i, w in enumerate(windows) if w is not None]
         while todo:  # runs of equal window length (start-up windows are shorter) share a model call
@@ -111,6 +112,17 @@ class OfflineWorker(InferenceWorker):
                 results[i] = self.last_result
         return results
 
+    def _model_window(self, samples: np.ndarray) -> np.ndarray:
+        """A start-up window shorter than the model's, cut to its length by the model's own
+        `select_window` (what its front-end does anyway), so it batches with full ones."""
+        preset = self.model.audio_preset
+        length = getattr(preset, "num_samples", None)
+        if length is None or samples.size == length or getattr(preset, "context", None) is not None:
+            return samples
+        from models.frontends import select_window
+
+        return select_window(torch.from_numpy(np.ascontiguousarray(samples))[None], preset)[0].numpy()
+
     def _run_batch(self, images: list[np.ndarray], samples: list[np.ndarray]) -> np.ndarray:
         autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)
                     if self.device.type == "cuda" else contextlib.nullcontext())
@@ -121,19 +133,28 @@ class OfflineWorker(InferenceWorker):
 
 
 # --- drawing ---------------------------------------------------------------------------------
-def draw_result(frame: np.ndarray, result: dict | None, resize: str = "square") -> np.ndarray:
-    """The frame with the heatmap (stretched over the region the model saw) and scored peak rings."""
+def draw_result(frame: np.ndarray, result: dict | None, resize: str = "square", floor: float = 0.2,
+                max_alpha: float = 0.65) -> np.ndarray:
+    """The frame with the heatmap (normalised [h, w] map, stretched over `result["region"]` or the
+    region the model's `resize` saw; colour and opacity ramp up from `floor`) and rings with the
+    scores of `result["peaks"]`."""
     if result is None:
         return frame
     h, w = frame.shape[:2]
-    x0, y0, x1, y1 = (int(round(v)) for v in map_region(w, h, resize))
+    region = result.get("region") or map_region(w, h, resize)
+    x0, y0, x1, y1 = (int(round(v)) for v in region)
     heat = np.zeros((h, w), np.float32)
-    heat[y0:y1, x0:x1] = cv2.resize(result["heatmap"], (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    stretched = cv2.resize(np.asarray(result["heatmap"], np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    heat[y0:y1, x0:x1] = np.clip((stretched - floor) / (1.0 - floor), 0.0, 1.0)  # below `floor`: the frame as it is
     peaks = result["peaks"]
-    out = overlay_heatmap(frame, heat, peaks=[(p["u"], p["v"]) for p in peaks])
+    out = overlay_heatmap(frame, heat, max_alpha=max_alpha, peaks=[(p["u"], p["v"]) for p in peaks])
     scale = max(0.35, min(h, w) / 600)
     for p in peaks:
-        org = (int(p["x"]) + int(10 * scale) + 6, int(p["y"]) - int(10 * scale) - 4)
+        (tw, th), _ = cv2.getTextSize(f"{p['score']:.2f}", cv2.FONT_HERSHEY_SIMPLEX, scale, 3)
+        gap = max(4, min(h, w) // 30) + 6
+        x = int(p["x"]) + gap if p["x"] + gap + tw < w else int(p["x"]) - gap - tw
+        y = int(p["y"]) - gap if p["y"] - gap - th > 0 else int(p["y"]) + gap + th
+        org = (x, y)
         for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
             cv2.putText(out, f"{p['score']:.2f}", org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, width, cv2.LINE_AA)
     return out
@@ -141,37 +162,51 @@ def draw_result(frame: np.ndarray, result: dict | None, resize: str = "square") 
 
 # --- output ----------------------------------------------------------------------------------
 class OverlayWriter:
-    """H.264 video (source timestamps) + the source's audio, copied or re-encoded to AAC."""
+    """H.264 video + AAC (or copied) audio. `audio_template`: an input audio stream whose packets
+    are copied (`write_audio_packet`) when the container takes its codec, else decoded frames are
+    re-encoded to AAC (`write_audio_frame`); without a template, `audio_rate`/`audio_layout` set up
+    an AAC track fed with arrays (`write_audio_array`)."""
 
-    def __init__(self, path: Path, video_in, audio_in, crf: int = 20, preset: str = "veryfast"):
-        self.path = path
-        self.container = av.open(str(path), mode="w")
+    def __init__(self, path: Path, width: int, height: int, rate, time_base=None, *, audio_template=None,
+                 audio_rate: int | None = None, audio_layout: str = "mono", crf: int = 20, preset: str = "veryfast"):
+        self.path = Path(path)
+        self.container = av.open(str(self.path), mode="w")
+        self.copy_audio = False
+        self._audio_next: int | None = None
         try:
-            rate = video_in.average_rate or video_in.guessed_rate or Fraction(30)
-            cc = video_in.codec_context
-            self.width, self.height = cc.width - cc.width % 2, cc.height - cc.height % 2  # yuv420p needs even sizes
+            self.width, self.height = width - width % 2, height - height % 2  # yuv420p needs even sizes
             self.video = self.container.add_stream("libx264", rate=rate)
             self.video.width, self.video.height, self.video.pix_fmt = self.width, self.height, "yuv420p"
-            self.video.codec_context.time_base = video_in.time_base  # keep the source's pts as they are
+            if time_base is not None:
+                self.video.codec_context.time_base = time_base  # keep the source's pts as they are
             self.video.options = {"crf": str(crf), "preset": preset}
-            name = audio_in.codec_context.name
-            if name in COPYABLE_AUDIO.get(path.suffix.lower(), ()):
-                self.audio = self.container.add_stream_from_template(audio_in)
-                self.copy_audio = True
-                self.audio_note = f"copied ({name})"
+            if audio_template is not None:
+                name = audio_template.codec_context.name
+                if name in COPYABLE_AUDIO.get(self.path.suffix.lower(), ()):
+                    self.audio = self.container.add_stream_from_template(audio_template)
+                    self.copy_audio = True
+                    self.audio_note = f"copied ({name})"
+                else:
+                    acc = audio_template.codec_context
+                    audio_rate, audio_layout = acc.sample_rate, acc.layout.name if acc.channels <= 2 else "stereo"
+                    self.audio_note = f"re-encoded {name} -> aac"
             else:
-                acc = audio_in.codec_context
-                layout = acc.layout.name if acc.channels <= 2 else "stereo"
-                self.audio = self.container.add_stream("aac", rate=acc.sample_rate, layout=layout)
-                self.audio.codec_context.time_base = Fraction(1, acc.sample_rate)
-                self.copy_audio = False
-                self.audio_note = f"re-encoded {name} -> aac"
-                self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=acc.sample_rate)
-                self._audio_next: int | None = None
+                self.audio_note = "aac"
+            if not self.copy_audio:
+                self.audio = self.container.add_stream("aac", rate=audio_rate, layout=audio_layout)
+                self.audio.codec_context.time_base = Fraction(1, audio_rate)
+                self._resampler = av.AudioResampler(format="fltp", layout=audio_layout, rate=audio_rate)
         except BaseException:
             self.container.close()
             raise
         self.frames = 0
+
+    @classmethod
+    def like(cls, path: Path, video_in, audio_in, crf: int = 20, preset: str = "veryfast") -> OverlayWriter:
+        """A writer for the overlay of `video_in` (same size, frame rate and time base) with `audio_in`."""
+        rate = video_in.average_rate or video_in.guessed_rate or Fraction(30)
+        cc = video_in.codec_context
+        return cls(path, cc.width, cc.height, rate, video_in.time_base, audio_template=audio_in, crf=crf, preset=preset)
 
     def write_video(self, rgb: np.ndarray, pts: int | None, time_base) -> None:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: self.height, : self.width]), format="rgb24")
@@ -190,6 +225,15 @@ class OverlayWriter:
         sr = self.audio.codec_context.sample_rate
         for out in self._resampler.resample(frame):
             self._encode_audio(out, sr)
+
+    def write_audio_array(self, samples: np.ndarray) -> None:
+        """float32 samples, [N] (mono) or [channels, N], at the track's rate, appended."""
+        data = np.ascontiguousarray(np.atleast_2d(np.asarray(samples, dtype=np.float32)))
+        layout = self.audio.codec_context.layout.name
+        frame = av.AudioFrame.from_ndarray(data.reshape(1, -1) if data.shape[0] == 1 else data,
+                                           format="flt" if data.shape[0] == 1 else "fltp", layout=layout)
+        frame.sample_rate = self.audio.codec_context.sample_rate
+        self.write_audio_frame(frame)
 
     def _encode_audio(self, out, sr: int) -> None:
         if self._audio_next is None:
@@ -286,7 +330,7 @@ def analyze_video(model, video_path: str | os.PathLike, out_path: str | os.PathL
         summary.device = worker.meta()["device"]
         resize = worker.resize
         out.parent.mkdir(parents=True, exist_ok=True)
-        writer = OverlayWriter(out, video_in, audio_in, config.crf, config.preset)
+        writer = OverlayWriter.like(out, video_in, audio_in, config.crf, config.preset)
         summary.audio = writer.audio_note
         log = None
         expected = expected_seconds(container, video_in)

@@ -269,6 +269,7 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
     best = info["best"]
     global_step = int(info["global_step"])
     debug_ids: dict[int, list[int]] = {}
+    debug_loss: dict[int, float] = {}
     start_time = time.perf_counter()
     for epoch in range(int(info["epoch"]) + 1, t.epochs):
         torch.manual_seed(_epoch_seed(t.seed, epoch, env.rank))
@@ -279,6 +280,7 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
         summary = train_one_epoch(ddp, data.loader, optimizer, t, log=logger.step if env.is_master else None,
                                   epoch=epoch, progress=env.is_master and config.progress, step_offset=global_step)
         global_step += int(summary["steps"])
+        debug_loss[epoch] = summary.get("loss")
         record = {"epoch": epoch, "train": summary, "train_time_s": time.perf_counter() - t0}
         if env.is_master:
             record["val"], improved = _validate_and_save(config, model, val, epoch, best, global_step, spec, out)
@@ -298,7 +300,8 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
         debug.mkdir(parents=True, exist_ok=True)
         (debug / f"rank{env.rank}.json").write_text(json.dumps({
             "rank": env.rank, "world_size": env.world_size, "param_sha256": param_digest(model),
-            "indices": {str(k): v for k, v in debug_ids.items()}, "global_step": global_step}))
+            "indices": {str(k): v for k, v in debug_ids.items()}, "mean_loss": {str(k): v for k, v in debug_loss.items()},
+            "global_step": global_step}))
     barrier(env)
     logger.close()
     result = {"out": str(out), "history": history, "best": best, "world_size": env.world_size,

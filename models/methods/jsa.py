@@ -49,16 +49,21 @@ class JSAConfig(MethodConfig):
     official_image_preset: ClassVar[str] = "jsa"
 
 
-def feature_grid(trunk: nn.Module, hw: tuple[int, int]) -> tuple[int, int]:
-    """Spatial size of a ResNetTrunk's output for an input of size hw (no forward pass needed)."""
-    h, w = hw
-    if getattr(trunk, "input_pool", None):
-        ph, pw = trunk.input_pool
-        h, w = -(-h // ph), -(-w // pw)
-    strides = [trunk.conv1.stride[0], 2] + [trunk.get_submodule(f"layer{i}")[0].conv1.stride[0] for i in (2, 3, 4)]
-    for s in strides:  # every strided layer of the trunk maps n -> ceil(n / s)
-        h, w = -(-h // s), -(-w // s)
-    return h, w
+def feature_grid(trunk: nn.Module, in_shape: tuple[int, ...], probe: int = 128) -> tuple[int, int]:
+    """Spatial size (h, w) of a trunk's output for an input of `in_shape` (C, H, W).
+
+    The trunks are chains of "same"-padded strided layers, each mapping n -> ceil(n / s), so the
+    output is ceil(H / S) for the total stride S; S is read off one cheap forward of a probe
+    (a power of two, so it divides S) in eval mode, which leaves the BatchNorm statistics alone.
+    """
+    c, h, w = in_shape
+    was_training = trunk.training
+    trunk.eval()
+    with torch.no_grad():
+        out = trunk(torch.zeros(1, c, probe, probe, device=next(trunk.parameters()).device))
+    trunk.train(was_training)
+    sh, sw = probe // out.shape[-2], probe // out.shape[-1]
+    return -(-h // sh), -(-w // sw)
 
 
 def reciprocal_keep(img: torch.Tensor, aud: torch.Tensor, k: int) -> torch.Tensor:
@@ -104,8 +109,8 @@ class JSA(SoundLocalizer):
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
         self.slot_attn = JointSlotAttention(d, config.num_slots, config.iters, config.mask_ratio)
         size = self.image_preset.size
-        self.image_grid = feature_grid(self.imgnet, (size, size))
-        self.audio_tokens = feature_grid(self.audnet, self.audio_preset.shape[1:])[1]
+        self.image_grid = feature_grid(self.imgnet, (3, size, size))
+        self.audio_tokens = feature_grid(self.audnet, self.audio_preset.shape)[1]
         self.img_decoder = SlotMixtureDecoder(*self.image_grid, d, d)
         self.aud_decoder = SlotMixtureDecoder(1, self.audio_tokens, d, d)
 

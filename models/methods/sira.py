@@ -71,8 +71,9 @@ class SIRA(SoundLocalizer):
         self.imgnet, self.audnet = self._encoders("resnet18", "resnet18")
         self.flownet = build_encoder("lite" if config.encoder == "lite" else "resnet18", 2)
         if config.pretrained_image:  # HTF: ImageNet flow trunk with a fresh 2-channel stem (§2.6)
+            own = self.flownet.state_dict()
             state = {k: v for k, v in read_state_dict(config.pretrained_image).items()
-                     if not k.startswith(("fc.", "conv1."))}
+                     if k in own and v.shape == own[k].shape}  # all but the stem (and the classifier)
             self.flownet.load_state_dict(state, strict=False)
         c = self.imgnet.out_channels
         self.attmodule = FlowAttention(c, self.flownet.out_channels)

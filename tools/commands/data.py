@@ -1,6 +1,13 @@
-"""`soundlens data`: dataset utilities; `check-split` finds test clips inside a training list."""
+"""`soundlens data`: dataset utilities.
+
+    soundlens data check-split TRAIN_LIST --test TEST_LIST   test clips inside a training list
+    soundlens data prepare VIDEOS_DIR OUT_ROOT [--workers N] [--frames K] [--rate 16000]
+                                                             videos -> frames/ + audio/ (official layout)
+"""
 
 from __future__ import annotations
+
+import os
 
 
 def add_arguments(parser) -> None:
@@ -14,11 +21,27 @@ def add_arguments(parser) -> None:
     check.add_argument("--write-clean", metavar="OUT", help="write TRAIN_LIST minus the test ids, same format")
     check.add_argument("--examples", type=int, default=10, help="overlapping ids to print (default 10)")
     check.add_argument("--strict", action="store_true", help="exit with status 1 when any id overlaps")
+    prepare = sub.add_parser(
+        "prepare", help="decode videos into frames/<id>.jpg + audio/<id>.wav (the official layout)",
+        description="Decode each video with PyAV: the middle frame -> OUT_ROOT/frames/<id>.jpg, the soundtrack "
+                    "-> OUT_ROOT/audio/<id>.wav (mono, 16-bit). Resumable: finished ids are skipped. Failed videos "
+                    "(corrupt, truncated, no audio) are listed in OUT_ROOT/prepare_report.json; complete ids in "
+                    "OUT_ROOT/prepared.txt.")
+    prepare.add_argument("videos_dir", metavar="VIDEOS_DIR", help="folder of videos (searched recursively)")
+    prepare.add_argument("out_root", metavar="OUT_ROOT", help="output dataset folder")
+    prepare.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes")
+    prepare.add_argument("--frames", type=int, default=1,
+                         help="key frames per video (default 1: the middle frame; K > 1 also writes keyframes/<id>/)")
+    prepare.add_argument("--rate", type=int, default=16000, help="wav sample rate in Hz (default 16000)")
+    prepare.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.set_defaults(_data_parser=parser)
 
 
 def run(args) -> int:
-    if getattr(args, "data_command", None) != "check-split":
+    command = getattr(args, "data_command", None)
+    if command == "prepare":
+        return _run_prepare(args)
+    if command != "check-split":
         args._data_parser.print_help()
         return 0
     from training import splits
@@ -35,3 +58,16 @@ def run(args) -> int:
         removed = splits.write_clean(train, set(report.overlap), args.write_clean)
         print(f"wrote {args.write_clean}: {removed} records removed, format kept")
     return 1 if args.strict and report.n_overlap else 0
+
+
+def _run_prepare(args) -> int:
+    from training.prepare import PrepareConfig, prepare_videos
+
+    config = PrepareConfig(frames=args.frames, rate=args.rate, workers=args.workers, progress=args.progress)
+    result = prepare_videos(args.videos_dir, args.out_root, config)
+    print(f"prepared {len(result.prepared)} videos, {len(result.already_done)} already done, "
+          f"{len(result.failed)} failed -> {args.out_root}")
+    for rec in result.failed:
+        print(f"  failed: {rec['file']}: {rec['reason']}")
+    print(f"list of complete ids: {result.list_path}; report: {result.report_path}")
+    return 0

@@ -1,4 +1,13 @@
-"""`soundlens eval`: score saved heatmaps against box annotations under an official protocol."""
+"""`soundlens eval`: score heatmaps against box annotations under an official protocol.
+
+    soundlens eval --predictions MAPS.npz --data ANNOTATIONS --protocol P [--out report.json]
+    soundlens eval --model CKPT --data SPEC --protocol P [--out report.json] [--save-maps MAPS.npz]
+
+With --model the checkpoint runs over the data SPEC (a prepared folder with annotations, or
+procedural[:N]); its native maps are scored exactly as an .npz of them would be (the same
+`training.engine.score_annotated`), and cross-modal retrieval R@1/5/10 is added from
+`model.embed` when the clips have class labels (official_repos.md §3.7).
+"""
 
 from __future__ import annotations
 
@@ -11,24 +20,37 @@ from pathlib import Path
 from tools.errors import SoundLensError
 
 # Scalars printed in the table, in this order, when the report has them.
-_ROWS = ("cIoU", "AUC", "mean_cIoU", "mcIoU", "cIoU_adap", "AUC_adap", "iIoU", "iAUC", "iIoU_adap",
+_ROWS = ("cIoU", "AUC", "mean_cIoU", "mcIoU", "hit_rate", "cIoU_adap", "AUC_adap", "iIoU", "iAUC", "iIoU_adap",
          "iAUC_adap", "AP", "max_F1", "LocAcc")
 
 
 def add_arguments(parser) -> None:
     from training import protocols
 
-    parser.add_argument("--predictions", required=True, metavar="MAPS.npz",
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--predictions", metavar="MAPS.npz",
                         help="npz mapping sample id -> 2-D native heatmap (any size)")
+    source.add_argument("--model", metavar="CKPT",
+                        help="a SoundLens checkpoint (or shipped name) to run over --data")
     parser.add_argument("--data", required=True, metavar="SPEC",
-                        help="annotations: vggss.json-format file, Flickr boxes JSON, AVSBench box JSON, a "
-                             "directory with Annotations/*.xml, or a benchmark directory with annotations.json")
+                        help="with --predictions, annotations: vggss.json-format file, Flickr boxes JSON, AVSBench "
+                             "box JSON, a directory with Annotations/*.xml, or a benchmark directory with "
+                             "annotations.json; with --model, a data SPEC: a folder with frames/ + audio/ and "
+                             "annotations (DIR[,list=FILE][,ann=FILE]) or procedural[:N][,seed=S,size=PX]")
     parser.add_argument("--protocol", default="ezvsl", choices=protocols.available(),
                         help="official evaluator to reproduce (default ezvsl)")
     parser.add_argument("--object-maps", metavar="OBJ.npz", help="object maps for OGL fusion (optional)")
     parser.add_argument("--allow-missing", action="store_true",
                         help="score only annotated samples that have a heatmap (default: every one needs one)")
     parser.add_argument("--out", metavar="REPORT.json", help="write the full report (per-sample cIoU too)")
+    model = parser.add_argument_group("with --model")
+    model.add_argument("--save-maps", "--save_maps", dest="save_maps", metavar="MAPS.npz",
+                       help="also write the model's native maps (the --predictions format)")
+    model.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=32)
+    model.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    model.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    model.add_argument("--no-retrieval", dest="retrieval", action="store_false",
+                       help="skip the cross-modal retrieval R@K")
 
 
 class NpzMaps(Mapping):
@@ -86,12 +108,17 @@ def run(args) -> int:
     from training import protocols
 
     protocol = protocols.get(args.protocol)
-    maps = NpzMaps(args.predictions)
     objects = NpzMaps(args.object_maps) if args.object_maps else None
     try:
-        report = _evaluate(args, protocol, maps, objects)
+        if args.model is not None:
+            report = _evaluate_model(args, protocol, objects)
+        else:
+            maps = NpzMaps(args.predictions)
+            try:
+                report = _evaluate(args, protocol, maps, objects)
+            finally:
+                maps.close()
     finally:
-        maps.close()
         if objects is not None:
             objects.close()
     _print_table(report)
@@ -103,31 +130,58 @@ def run(args) -> int:
     return 0
 
 
+def _warn_lines(caught) -> None:
+    for w in caught:  # corrupt boxes, empty GT maps: one plain line each
+        print(f"soundlens eval: warning: {w.message}", file=sys.stderr)
+
+
 def _evaluate(args, protocol, maps: NpzMaps, objects: NpzMaps | None) -> dict:
-    from training import protocols
     from training.datasets import load_annotations
+    from training.engine import score_annotated
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ann = load_annotations(args.data)
-    for w in caught:  # corrupt boxes, empty GT maps: one plain line each
-        print(f"soundlens eval: warning: {w.message}", file=sys.stderr)
-    have = [i for i in ann.ids if i in maps and (objects is None or i in objects)]
-    have_set = set(have)
-    missing = [i for i in ann.ids if i not in have_set]
-    if missing and not args.allow_missing:
-        raise SoundLensError(f"{len(missing)} of {len(ann)} annotated samples have no heatmap (e.g. {missing[:3]}); "
-                             "add them or pass --allow-missing to score the rest")
-    if not have:
-        raise SoundLensError(f"no heatmap in {args.predictions} matches an id of {args.data}; check the npz keys")
-    if objects is not None and protocol.ogl_alpha is None:
-        raise SoundLensError(f"protocol {protocol.name} has no OGL fusion; drop --object-maps or pick another")
-    gts = ann.gt_maps(protocol.gt_clip, have, silent_as_none=True)  # box-less samples are non-sounding
-    report = protocols.score_maps(maps, gts, protocol, object_maps=objects)
-    extra = sorted(set(maps) - set(ann.ids))
-    report.update(data=str(args.data), annotation_kind=ann.kind, predictions=str(args.predictions),
-                  n_missing=len(missing), n_unannotated_maps=len(extra),
-                  empty_gt=[i for i in ann.empty_gt if i in have_set])
+    _warn_lines(caught)
+    report = score_annotated(ann, maps, protocol, object_maps=objects, allow_missing=args.allow_missing,
+                             maps_source=str(args.predictions))
+    report.update(data=str(args.data), predictions=str(args.predictions), retrieval=None)
+    return report
+
+
+def _evaluate_model(args, protocol, objects: NpzMaps | None) -> dict:
+    import numpy as np
+
+    import models
+    from training.data import eval_data
+    from training.datasets import load_annotations
+    from training.distributed import pick_device
+    from training.engine import annotations_of, predict, retrieval_report, score_annotated
+
+    if args.batch_size < 1:
+        raise SoundLensError(f"--batch-size must be >= 1, got {args.batch_size}")
+    model = models.load(args.model, device=pick_device(args.device))
+    data = eval_data(args.data, allow_missing=args.allow_missing)
+    if data.annotations is not None:  # re-read with warnings on, as the --predictions path does
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            data.annotations = load_annotations(data.spec.annotations)
+        _warn_lines(caught)
+    print(f"soundlens eval: running {model.method} ({args.model}) over {len(data.dataset)} clips of {args.data}",
+          file=sys.stderr)
+    pred = predict(model, data.dataset, batch_size=args.batch_size, embed=args.retrieval, workers=args.workers,
+                   progress=True)
+    if args.save_maps:
+        out = Path(args.save_maps)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, **pred.maps)
+        print(f"wrote {len(pred.maps)} native maps to {out}", file=sys.stderr)
+    ann = annotations_of(data, pred)
+    report = score_annotated(ann, pred.maps, protocol, object_maps=objects, allow_missing=args.allow_missing,
+                             maps_source=str(args.data))
+    retrieval = retrieval_report(pred, ann, [i for i in ann.ids if i in pred.maps]) if args.retrieval else None
+    report.update(data=str(args.data), model={"checkpoint": str(args.model), **models.describe(model)},
+                  retrieval=retrieval)
     return report
 
 
@@ -151,6 +205,13 @@ def _print_table(report: dict) -> None:
     for key in _ROWS:
         if key in report:
             print(f"  {key:<11} {100 * report[key]:7.2f}")
+    retrieval = report.get("retrieval")
+    if retrieval:
+        for key, value in retrieval.items():
+            if "@" in key:
+                print(f"  {key:<11} {100 * value:7.2f}")
+    elif "model" in report:
+        print("  (no retrieval: it needs class labels of at least 2 classes)")
     notes = []
     if report["n_missing"]:
         notes.append(f"{report['n_missing']} annotated samples had no heatmap and were skipped")

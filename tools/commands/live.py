@@ -50,6 +50,11 @@ def add_arguments(parser) -> None:
     add_source_arguments(parser)
     add_pipeline_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no status line")
+    parser.add_argument("--view", action="store_true",
+                        help="also open the viewer window on the published stream (turns on --preview; needs a display)")
+    from tools.commands.view import add_viewer_arguments
+
+    add_viewer_arguments(parser)
 
 
 def check_args(args) -> None:
@@ -146,6 +151,15 @@ def run(args) -> int:
         check_stream(args.stream)
     except WireError as err:
         raise SoundLensError(f"--stream: {err}") from None
+    if args.view:
+        from realtime.viewer import display_available
+        from tools.commands.view import check_viewer_args
+
+        check_viewer_args(args)
+        if not display_available():
+            raise SoundLensError("--view needs a display (DISPLAY is unset or Qt cannot open it); drop --view and "
+                                 "run 'soundlens view --connect ADDR' where there is one, or use 'xvfb-run -a'")
+        args.preview = True  # the viewer shows the frames the heatmaps were computed on
     stop = threading.Event()
     with stop_on_signals(stop):
         import models
@@ -160,7 +174,10 @@ def run(args) -> int:
             print(f"soundlens live: {video.kind} {video.name} -> {pipeline.publisher.address} "
                   f"(stream {args.stream}, {pipeline.worker.meta()['device']}); Ctrl-C stops", flush=True)
             on_status = None if args.quiet else (lambda s: print(status_line(s), flush=True))
-            status = pipeline.run(on_status=on_status, stop=stop)
+            if args.view:
+                status = run_with_viewer(pipeline, args, on_status, stop)
+            else:
+                status = pipeline.run(on_status=on_status, stop=stop)
             mic_gone = audio is not video and audio.finished.is_set()
     c = status["counters"]
     print(f"soundlens live: stopped after {status['uptime_s']:.1f} s: {c['inferences']} heatmaps, "
@@ -170,3 +187,29 @@ def run(args) -> int:
         raise SoundLensError(f"the microphone stopped: {audio.last_error}")
     return 0
 
+
+def run_with_viewer(pipeline, args, on_status, stop: threading.Event) -> dict:
+    """The pipeline on a thread, the viewer on this (main) thread as Qt wants; either ending ends both."""
+    from realtime.viewer import run_viewer
+    from tools.commands.view import viewer_config
+
+    result: dict = {}
+
+    def work():
+        try:
+            result["status"] = pipeline.run(on_status=on_status, stop=stop)
+        except BaseException as err:  # re-raised on the main thread
+            result["error"] = err
+
+    worker = threading.Thread(target=work, name="soundlens-live", daemon=True)
+    worker.start()
+    config = viewer_config(args, pipeline.publisher.address)
+    config.curve_server_key = args.curve_secret  # a server certificate holds its public key too
+    try:
+        run_viewer(config, should_close=lambda: not worker.is_alive(), on_close=stop.set)
+    finally:
+        stop.set()
+        worker.join()
+    if "error" in result:
+        raise result["error"]
+    return result["status"]

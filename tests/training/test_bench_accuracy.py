@@ -1,0 +1,56 @@
+"""`soundlens bench accuracy` with a tiny budget: every method trains, is scored, and the table and
+plots are written (the real run is the lead's; docs/benchmarks.md holds its command)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from tools.main import main
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_bench_accuracy_tiny_budget(tmp_path, capsys):
+    out = tmp_path / "acc"
+    argv = ["bench", "accuracy", "--methods", "ezvsl,lvs", "--data", "procedural", "--pairs", "16", "--epochs", "1",
+            "--batch-size", "8", "--test-pairs", "8", "--val-pairs", "8", "--gallery", "3", "--out", str(out),
+            "--no-progress"]
+    assert main(argv) == 0
+    doc = json.loads((out / "accuracy.json").read_text())
+    assert [r["method"] for r in doc["results"]] == ["ezvsl", "lvs"]
+    assert doc["n_test"] == 8 and doc["command"].startswith("soundlens bench accuracy --methods ezvsl,lvs")
+    for r in doc["results"]:
+        for key in ("cIoU", "AUC", "mean_cIoU", "hit_rate", "a2i_R@1", "a2i_R@5", "a2i_R@10", "i2a_R@1",
+                    "i2a_R@5", "i2a_R@10"):
+            assert 0.0 <= r[key] <= 1.0, (r["method"], key)
+        assert r["train_time_s"] > 0 and r["epochs"] == 1 and len(r["success_curve"]) == 21
+        assert r["success_curve"][0] == 1.0 and r["success_curve"] == sorted(r["success_curve"], reverse=True)
+    table = (out / "accuracy.md").read_text()
+    assert "| method | cIoU | AUC |" in table and "| ezvsl |" in table and "| lvs |" in table
+    assert doc["command"] in table and table in capsys.readouterr().out
+    with Image.open(out / "success_curve.png") as img:
+        assert img.size[0] >= 400 and img.size[1] >= 300
+    with Image.open(out / "gallery.png") as img:  # a header row of frames + one row per method, 3 scenes
+        assert img.size[1] == 3 * 160 and img.size[0] > 3 * 160
+
+    # Re-running resumes the finished runs instead of training again.
+    assert main(argv) == 0
+    again = json.loads((out / "accuracy.json").read_text())
+    assert [r["cIoU"] for r in again["results"]] == [r["cIoU"] for r in doc["results"]]
+
+
+def test_bench_accuracy_rejects_bad_input(tmp_path, capsys):
+    assert main(["bench", "accuracy", "--methods", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
+    assert main(["bench", "accuracy", "--data", "/some/folder", "--out", str(tmp_path)]) == 2
+    assert "only 'procedural'" in capsys.readouterr().err

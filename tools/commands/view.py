@@ -1,0 +1,64 @@
+"""`soundlens view --connect ADDR`: a window on a soundlens.v1 stream (frame, heatmap, peaks, status)."""
+
+from __future__ import annotations
+
+from tools.errors import SoundLensError
+
+
+def add_viewer_arguments(parser) -> None:
+    """Flags shared with `soundlens live --view`."""
+    parser.add_argument("--opacity", type=float, default=0.75, help="initial heatmap opacity, 0-1 (default 0.75)")
+    parser.add_argument("--snapshots", metavar="DIR", default=".",
+                        help="folder for 'Save snapshot' PNGs (default: the current folder)")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--connect", metavar="ADDR", default="tcp://127.0.0.1:5555",
+                        help="publisher address, as given to 'soundlens live --publish' (default tcp://127.0.0.1:5555)")
+    parser.add_argument("--stream", default="cam0", help="stream name to show (default cam0)")
+    parser.add_argument("--curve-server-key", metavar="KEY|FILE", default=None,
+                        help="the publisher's CURVE public key (z85 text or its server.key file)")
+    parser.add_argument("--stale", type=float, default=3.0, metavar="S",
+                        help="seconds without messages before the publisher is reported lost (default 3)")
+    add_viewer_arguments(parser)
+    parser.add_argument("--seconds", type=float, default=None, metavar="S", help="close the window after S seconds")
+    parser.add_argument("--screenshot", metavar="PNG", default=None,
+                        help="save the window as a PNG when it closes; without a display it renders offscreen "
+                             "(use with --seconds)")
+
+
+def check_viewer_args(args) -> None:
+    if not 0.0 <= args.opacity <= 1.0:
+        raise SoundLensError(f"--opacity must be between 0 and 1, got {args.opacity}")
+
+
+def viewer_config(args, address: str):
+    from realtime.viewer import ViewerConfig
+    from realtime.wire import WireError, check_stream
+
+    try:
+        check_stream(args.stream)
+    except WireError as err:
+        raise SoundLensError(f"--stream: {err}") from None
+    return ViewerConfig(address=address, stream=args.stream, opacity=args.opacity, snapshot_dir=args.snapshots,
+                        curve_server_key=getattr(args, "curve_server_key", None),
+                        stale_after=getattr(args, "stale", 3.0))
+
+
+def run(args) -> int:
+    check_viewer_args(args)
+    if args.seconds is not None and args.seconds <= 0:
+        raise SoundLensError(f"--seconds must be > 0, got {args.seconds}")
+    if args.stale <= 0:
+        raise SoundLensError(f"--stale must be > 0 seconds, got {args.stale}")
+    from realtime.viewer import display_available, run_viewer
+
+    offscreen = False
+    if not display_available():
+        if not args.screenshot or args.seconds is None:
+            raise SoundLensError(
+                "no display to open the viewer on (DISPLAY is unset or Qt cannot open it): run it on a desktop "
+                "or under 'xvfb-run -a soundlens view ...', or render offscreen with --screenshot PNG --seconds S")
+        offscreen = True
+    return run_viewer(viewer_config(args, args.connect), seconds=args.seconds, screenshot=args.screenshot,
+                      offscreen=offscreen)

@@ -1,0 +1,271 @@
+"""`soundlens bench accuracy`: train every method with one budget on the procedural benchmark and
+score it on one held-out test split; writes a Markdown + JSON table and PNG plots.
+
+The default budget is the one the learning test uses (tests/models/test_learning.py: lite
+encoder, 112 px, 2000 pairs, 4 epochs, batch 32, lr 5e-4), so the table shows what each method
+reaches on a CPU-sized run, not the papers' numbers. The test split has 2-3 objects per scene, so
+the pointing game has a baseline: a random visible object is right about 42 % of the time.
+
+Outputs in OUT: accuracy.json, accuracy.md, success_curve.png (fraction of samples with cIoU >= t
+for t = 0 ... 1, official_repos.md §3.1), gallery.png (heatmaps over test frames, GT boxes in
+green), runs/<method>/ (each training run; an interrupted benchmark resumes them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tools.errors import SoundLensError
+
+# The same colours for a method in every plot (RGB).
+PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+TEST_SEED = 10_000  # the learning test's held-out seed; train/val use seed and seed + 1_000_003
+
+
+@dataclass
+class AccuracyConfig:
+    """One benchmark run; every method gets the same budget."""
+
+    methods: tuple[str, ...] = ("ezvsl", "lvs")
+    data: str = "procedural"
+    pairs: int = 2000
+    epochs: int = 4
+    batch_size: int = 32
+    lr: float = 5e-4
+    encoder: str = "lite"
+    image_size: int = 112
+    test_pairs: int = 300
+    test_objects: tuple[int, int] = (2, 3)
+    val_pairs: int = 100
+    protocol: str = "ezvsl"
+    seed: int = 0
+    device: str | None = None
+    workers: int = 0
+    gallery: int = 6
+    out: str = "bench_results/accuracy"
+    progress: bool = True
+    command: str = ""  # the command line that made it, for the report
+    extra: dict = field(default_factory=dict)
+
+
+def _train_spec(cfg: AccuracyConfig) -> str:
+    if cfg.data != "procedural":
+        raise SoundLensError(f"bench accuracy --data {cfg.data}: only 'procedural' is supported (every method needs "
+                             "the same annotated held-out split); train on other data with 'soundlens train'")
+    return f"procedural:{cfg.pairs},size={cfg.image_size},seed={cfg.seed}"
+
+
+def _test_spec(cfg: AccuracyConfig) -> str:
+    lo, hi = cfg.test_objects
+    return f"procedural:{cfg.test_pairs},size={cfg.image_size},seed={TEST_SEED},objects={lo}-{hi}"
+
+
+def run_accuracy(cfg: AccuracyConfig) -> dict:
+    """Train and score each method; write the outputs; return the JSON document."""
+    import torch
+
+    import models
+    from training import metrics, protocols
+    from training.data import eval_data
+    from training.engine import TrainConfig, annotations_of, predict, retrieval_report, score_annotated
+    from training.main import train
+    from training.params import RunConfig
+
+    if not cfg.methods:
+        raise SoundLensError("--methods is empty; name at least one method (see 'soundlens models')")
+    for m in cfg.methods:
+        models.method_entry(m)
+    _train_spec(cfg)  # only procedural data: fail before any work
+    if cfg.pairs < cfg.batch_size:
+        raise SoundLensError(f"--pairs {cfg.pairs} is smaller than --batch-size {cfg.batch_size}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    proto = protocols.get(cfg.protocol)
+    test = eval_data(_test_spec(cfg))
+    results, gallery_maps = [], {}
+    gallery_items = [test.dataset[i] for i in range(min(cfg.gallery, len(test.dataset)))]
+    for k, method in enumerate(cfg.methods):
+        run_dir = out / "runs" / method
+        run = RunConfig(method=method, data=_train_spec(cfg), out=str(run_dir), encoder=cfg.encoder,
+                        val_pairs=cfg.val_pairs, protocol=cfg.protocol, device=cfg.device,
+                        resume=(run_dir / "resume.safetensors").is_file(), progress=cfg.progress,
+                        tensorboard=False,
+                        train=TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                                          num_workers=cfg.workers))
+        print(f"[{k + 1}/{len(cfg.methods)}] {method}", flush=True)
+        summary = train(run)
+        ckpt = summary["best_path"] or summary["latest"]
+        model = models.load(ckpt, device=_device(cfg.device))
+        t0 = time.perf_counter()
+        pred = predict(model, test.dataset, batch_size=64, embed=True, workers=cfg.workers)
+        ann = annotations_of(test, pred)
+        report = score_annotated(ann, pred.maps, proto, maps_source=test.spec.text)
+        retrieval = retrieval_report(pred, ann, [i for i in ann.ids if i in pred.maps]) or {}
+        values = list(report["per_sample"].values())
+        row = {
+            "method": method, "cIoU": report["cIoU"], "AUC": report["AUC"], "mean_cIoU": report["mean_cIoU"],
+            "hit_rate": report["hit_rate"], **{k2: v for k2, v in retrieval.items() if "@" in k2},
+            "train_time_s": float(sum(h.get("train_time_s", 0.0) for h in summary["history"])),
+            "eval_time_s": time.perf_counter() - t0, "epochs": cfg.epochs,
+            "best_epoch": (summary["best"] or {}).get("epoch"), "checkpoint": ckpt,
+            "params": int(sum(p.numel() for p in model.parameters())),
+            "success_curve": [float(v) for v in metrics.success_curve(values)],
+        }
+        results.append(row)
+        gallery_maps[method] = [pred.maps[it["id"]] for it in gallery_items]
+        print(f"  {method}: cIoU {_pct(row['cIoU'])} AUC {_pct(row['AUC'])} hit {_pct(row['hit_rate'])} "
+              f"a2i R@1 {_pct(row.get('a2i_R@1'))} | train {row['train_time_s']:.1f} s", flush=True)
+        del model
+    doc = {
+        "benchmark": "accuracy", "command": cfg.command, "config": asdict(cfg), "train_data": _train_spec(cfg),
+        "test_data": _test_spec(cfg), "protocol": cfg.protocol, "n_test": len(test.dataset),
+        "device": str(_device(cfg.device)), "torch": torch.__version__, "python": platform.python_version(),
+        "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "results": results,
+    }
+    (out / "accuracy.json").write_text(json.dumps(_jsonable(doc), indent=2) + "\n")
+    (out / "accuracy.md").write_text(markdown_table(doc))
+    plot_success(results, out / "success_curve.png")
+    draw_gallery(gallery_items, ann, gallery_maps, out / "gallery.png")
+    return doc
+
+
+def _device(name):
+    from training.distributed import pick_device
+
+    return pick_device(name)
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:.1f}"
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def markdown_table(doc: dict) -> str:
+    """The results as a Markdown table (values in %), with the command and settings."""
+    cfg = doc["config"]
+    lines = [
+        f"Trained on `{doc['train_data']}` ({cfg['encoder']} encoder, {cfg['epochs']} epochs, batch "
+        f"{cfg['batch_size']}, lr {cfg['lr']:g}); tested on `{doc['test_data']}` ({doc['n_test']} scenes) under "
+        f"the `{doc['protocol']}` protocol on {doc['device']}, {doc['date']}.",
+        "",
+        "| method | cIoU | AUC | mean cIoU | hit rate | a→i R@1 | R@5 | R@10 | i→a R@1 | R@5 | R@10 | train time |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in doc["results"]:
+        cells = [_pct(r.get(k)) for k in ("cIoU", "AUC", "mean_cIoU", "hit_rate", "a2i_R@1", "a2i_R@5", "a2i_R@10",
+                                          "i2a_R@1", "i2a_R@5", "i2a_R@10")]
+        lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {r['train_time_s']:.0f} s |")
+    lines += ["", "cIoU = fraction of test scenes with cIoU >= 0.5; AUC over cIoU thresholds 0..1; hit rate = "
+              "heatmap peak inside the sounding object's box (a random visible object: ~42 %); R@K: retrieval "
+              "by class over the test scenes. Values in %.", ""]
+    if doc.get("command"):
+        lines += ["Command:", "", "```", doc["command"], "```", ""]
+    return "\n".join(lines)
+
+
+# --- plots: matplotlib when installed, else drawn with OpenCV ------------------------------------
+def plot_success(results: list[dict], path: Path) -> Path:
+    """Success rate (fraction of samples with cIoU >= t) against the threshold t, one line per method."""
+    from training.metrics import AUC_THRESHOLDS
+
+    x = np.asarray(AUC_THRESHOLDS)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return _plot_success_cv2(results, x, path)
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
+    for k, r in enumerate(results):
+        colour = tuple(c / 255 for c in PALETTE[k % len(PALETTE)])
+        ax.plot(x, r["success_curve"], marker="o", ms=3, color=colour, label=f"{r['method']} (AUC {_pct(r['AUC'])})")
+    ax.set(xlabel="cIoU threshold", ylabel="success rate", xlim=(0, 1), ylim=(0, 1), title="Success rate vs cIoU threshold")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _plot_success_cv2(results: list[dict], x: np.ndarray, path: Path) -> Path:
+    import cv2
+
+    w, h, left, right, top, bottom = 640, 480, 70, 20, 40, 60
+    img = np.full((h, w, 3), 255, np.uint8)
+    pw, ph = w - left - right, h - top - bottom
+
+    def px(xv, yv):
+        return int(round(left + xv * pw)), int(round(top + (1 - yv) * ph))
+
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for t in np.linspace(0, 1, 6):  # grid, ticks and labels
+        cv2.line(img, px(t, 0), px(t, 1), (230, 230, 230), 1)
+        cv2.line(img, px(0, t), px(1, t), (230, 230, 230), 1)
+        cv2.putText(img, f"{t:.1f}", (px(t, 0)[0] - 12, top + ph + 20), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, f"{t:.1f}", (left - 35, px(0, t)[1] + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.rectangle(img, px(0, 1), px(1, 0), (0, 0, 0), 1)
+    cv2.putText(img, "cIoU threshold", (left + pw // 2 - 50, h - 15), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "success rate", (5, top - 15), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "Success rate vs cIoU threshold", (left + 120, 20), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    for k, r in enumerate(results):
+        colour = PALETTE[k % len(PALETTE)][::-1]  # BGR
+        y = np.nan_to_num(np.asarray(r["success_curve"], dtype=float))
+        pts = np.array([px(a, b) for a, b in zip(x, y, strict=True)], np.int32)
+        cv2.polylines(img, [pts], False, colour, 2, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(img, tuple(int(v) for v in p), 3, colour, -1, cv2.LINE_AA)
+        ly = top + 20 + 18 * k  # legend, top right
+        cv2.line(img, (w - right - 190, ly - 4), (w - right - 170, ly - 4), colour, 2, cv2.LINE_AA)
+        cv2.putText(img, f"{r['method']} (AUC {_pct(r['AUC'])})", (w - right - 165, ly), font, 0.45, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def draw_gallery(items: list[dict], ann, maps_by_method: dict[str, list[np.ndarray]], path: Path,
+                 cell: int = 160) -> Path:
+    """A grid: the test frames with their GT box (first row), then one row of heatmap overlays per method."""
+    import cv2
+
+    from tools.overlay import overlay_heatmap
+    from training.datasets.gt import normalised_box_pixels
+
+    label_w, font = 90, cv2.FONT_HERSHEY_SIMPLEX
+    rows = [("frame", None), *((m, maps) for m, maps in maps_by_method.items())]
+    canvas = np.full((cell * len(rows), label_w + cell * max(len(items), 1), 3), 255, np.uint8)
+    for r, (name, maps) in enumerate(rows):
+        cv2.putText(canvas, name[:10], (5, r * cell + cell // 2), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        for c, item in enumerate(items):
+            frame = np.asarray(item["frame"], dtype=np.uint8)
+            fh, fw = frame.shape[:2]
+            if maps is not None:
+                heat = cv2.resize(np.asarray(maps[c], dtype=np.float32), (fw, fh), interpolation=cv2.INTER_LINEAR)
+                lo, hi = float(heat.min()), float(heat.max())
+                frame = overlay_heatmap(frame, (heat - lo) / (hi - lo) if hi > lo else np.zeros_like(heat))
+            tile = cv2.resize(frame, (cell, cell), interpolation=cv2.INTER_AREA).copy()
+            entry = ann.entries.get(item["id"])
+            for box in entry.boxes if entry else ():
+                x1, y1, x2, y2 = normalised_box_pixels(box, "clip", cell)
+                cv2.rectangle(tile, (x1, y1), (max(x2 - 1, x1), max(y2 - 1, y1)), (0, 255, 0), 2)
+            canvas[r * cell:(r + 1) * cell, label_w + c * cell:label_w + (c + 1) * cell] = tile
+    cv2.imwrite(str(path), canvas[..., ::-1])
+    return path
