@@ -40,7 +40,6 @@ from realtime.ring import AudioRing, Frame, FrameRing
 from realtime.sources.media import AUDIO_RESYNC_S, Pacer
 from realtime.worker import InferenceWorker, WorkerConfig
 from tools.errors import SoundLensError
-from tools.overlay import overlay_heatmap
 
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")
 COPYABLE_AUDIO = {".mp4": ("aac",), ".mov": ("aac",), ".mkv": ("aac", "opus", "vorbis", "mp3", "flac")}
@@ -133,31 +132,58 @@ class OfflineWorker(InferenceWorker):
 
 
 # --- drawing ---------------------------------------------------------------------------------
-def draw_result(frame: np.ndarray, result: dict | None, resize: str = "square", floor: float = 0.2,
-                max_alpha: float = 0.65) -> np.ndarray:
-    """The frame with the heatmap (normalised [h, w] map, stretched over `result["region"]` or the
-    region the model's `resize` saw; colour and opacity ramp up from `floor`) and rings with the
-    scores of `result["peaks"]`."""
-    if result is None:
-        return frame
-    h, w = frame.shape[:2]
-    region = result.get("region") or map_region(w, h, resize)
-    x0, y0, x1, y1 = (int(round(v)) for v in region)
-    heat = np.zeros((h, w), np.float32)
-    stretched = cv2.resize(np.asarray(result["heatmap"], np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-    heat[y0:y1, x0:x1] = np.clip((stretched - floor) / (1.0 - floor), 0.0, 1.0)  # below `floor`: the frame as it is
-    peaks = result["peaks"]
-    out = overlay_heatmap(frame, heat, max_alpha=max_alpha, peaks=[(p["u"], p["v"]) for p in peaks])
-    scale = max(0.35, min(h, w) / 600)
-    for p in peaks:
-        (tw, th), _ = cv2.getTextSize(f"{p['score']:.2f}", cv2.FONT_HERSHEY_SIMPLEX, scale, 3)
-        gap = max(4, min(h, w) // 30) + 6
-        x = int(p["x"]) + gap if p["x"] + gap + tw < w else int(p["x"]) - gap - tw
-        y = int(p["y"]) - gap if p["y"] - gap - th > 0 else int(p["y"]) + gap + th
-        org = (x, y)
-        for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-            cv2.putText(out, f"{p['score']:.2f}", org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, width, cv2.LINE_AA)
-    return out
+class OverlayPainter:
+    """Draws results over frames: the map stretched over the region the model saw, coloured (JET,
+    as tools.overlay) with opacity ramping up from `floor` (below it the frame keeps its own
+    pixels), and rings with the peak scores. The colour and alpha layers of a result are kept
+    while it is reused (--hop), so each further frame costs one blend."""
+
+    def __init__(self, resize: str = "square", floor: float = 0.2, max_alpha: float = 0.65):
+        self.resize, self.floor, self.max_alpha = resize, floor, max_alpha
+        self._for: tuple[dict, int, int] | None = None  # (result, width, height) the layers were made for
+        self._layers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _make_layers(self, result: dict, w: int, h: int):
+        region = result.get("region") or map_region(w, h, self.resize)
+        x0, y0, x1, y1 = (int(round(v)) for v in region)
+        heat = np.zeros((h, w), np.float32)
+        stretched = cv2.resize(np.asarray(result["heatmap"], np.float32), (max(1, x1 - x0), max(1, y1 - y0)),
+                               interpolation=cv2.INTER_LINEAR)
+        heat[y0:y1, x0:x1] = np.clip((stretched - self.floor) / (1.0 - self.floor), 0.0, 1.0)
+        colour = cv2.cvtColor(cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+        alpha = heat * self.max_alpha
+        return colour, 1.0 - alpha, alpha
+
+    def draw(self, frame: np.ndarray, result: dict | None) -> np.ndarray:
+        """A new image: `frame` with `result` drawn over it (a plain copy when `result` is None)."""
+        if result is None:
+            return frame.copy()
+        h, w = frame.shape[:2]
+        made = self._for
+        if made is None or made[0] is not result or made[1:] != (w, h):  # holding `result` keeps its identity unique
+            self._for, self._layers = (result, w, h), self._make_layers(result, w, h)
+        colour, keep, alpha = self._layers
+        out = cv2.blendLinear(np.ascontiguousarray(frame), colour, keep, alpha)
+        radius = max(4, min(h, w) // 30)
+        scale = max(0.35, min(h, w) / 600)
+        for p in result["peaks"]:
+            centre = (int(round(p["x"])), int(round(p["y"])))
+            cv2.circle(out, centre, radius + 2, (0, 0, 0), 2, lineType=cv2.LINE_AA)
+            cv2.circle(out, centre, radius, (255, 255, 255), 2, lineType=cv2.LINE_AA)
+            text = f"{p['score']:.2f}"
+            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 3)
+            gap = radius + 6
+            x = centre[0] + gap if centre[0] + gap + tw < w else centre[0] - gap - tw
+            y = centre[1] - gap if centre[1] - gap - th > 0 else centre[1] + gap + th
+            for ink, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+                cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, ink, width, cv2.LINE_AA)
+        return out
+
+
+def draw_result(frame: np.ndarray, result: dict | None, resize: str = "square") -> np.ndarray:
+    """One frame with its result drawn (see OverlayPainter); `result` has `heatmap` (normalised
+    [h, w]), `peaks` and optionally `region` (x0, y0, x1, y1 in frame pixels)."""
+    return OverlayPainter(resize).draw(frame, result)
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -328,7 +354,7 @@ def analyze_video(model, video_path: str | os.PathLike, out_path: str | os.PathL
         window_s = model.audio_preset.input_seconds
         worker = OfflineWorker(model, sr, config, model_id, audio_seconds=window_s + 30.0)
         summary.device = worker.meta()["device"]
-        resize = worker.resize
+        painter = OverlayPainter(worker.resize)
         out.parent.mkdir(parents=True, exist_ok=True)
         writer = OverlayWriter.like(out, video_in, audio_in, config.crf, config.preset)
         summary.audio = writer.audio_note
@@ -344,7 +370,7 @@ def analyze_video(model, video_path: str | os.PathLike, out_path: str | os.PathL
             if entry.need:
                 state["last"] = entry.result
             result = state["last"]
-            writer.write_video(draw_result(entry.frame.image, result, resize), entry.pts, video_in.time_base)
+            writer.write_video(painter.draw(entry.frame.image, result), entry.pts, video_in.time_base)
             if log is not None:
                 log.write(json.dumps(jsonl_row(entry.frame, result, model_id), separators=(",", ":")) + "\n")
             summary.frames += 1

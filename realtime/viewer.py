@@ -177,6 +177,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
                                      curve_server_key=cfg.curve_server_key, listener=self.feed)
         self.held = False
         self.frames_shown = 0  # redraws with a new frame or heatmap (tests wait on it)
+        self.display_errors = 0  # messages that could not be drawn (reported in the status bar)
         self.shown_heat: tuple[str, int] | None = None  # (session, seq) of the heatmap on screen
         self.shown_preview: tuple[str, int] | None = None
         self.session: str | None = None  # publisher session on screen
@@ -279,9 +280,10 @@ class ViewerWindow(QtWidgets.QMainWindow):
         header = msg.header
         width, height = header["frame"]["width"], header["frame"]["height"]
         x0, y0, x1, y1 = header.get("heatmap", {}).get("region") or (0, 0, width, height)
-        heat = np.asarray(msg.arrays["heatmap"], dtype=np.float32)
-        if heat.ndim != 2 or heat.size == 0:
+        heat = msg.arrays.get("heatmap")
+        if heat is None or heat.ndim != 2 or heat.size == 0:
             return
+        heat = np.nan_to_num(np.asarray(heat, dtype=np.float32))
         up = max(1, int(self.config.upsample))
         if up > 1:
             heat = cv2.resize(heat, (heat.shape[1] * up, heat.shape[0] * up), interpolation=cv2.INTER_LINEAR)
@@ -301,12 +303,24 @@ class ViewerWindow(QtWidgets.QMainWindow):
         for i, label in enumerate(self.peak_labels):
             if i < len(peaks):
                 label.setText(f"{peaks[i]['score']:.2f}")
+                near_top = peaks[i]["y"] < 0.12 * height
+                near_right = peaks[i]["x"] > 0.85 * width
+                label.setAnchor((1.15 if near_right else -0.15, -0.15 if near_top else 1.15))
                 label.setPos(peaks[i]["x"], peaks[i]["y"])
                 label.show()
             else:
                 label.hide()
 
     def _tick(self) -> None:
+        """Timer slot. Never raises: PyQt5 aborts the process on an exception escaping a slot, and
+        a message that is valid on the wire may still hold something this viewer cannot draw."""
+        try:
+            self._refresh()
+        except Exception as err:
+            self.display_errors += 1
+            self._message = (f"cannot draw the latest message: {type(err).__name__}: {err}", time.monotonic() + 5.0)
+
+    def _refresh(self) -> None:
         if self._closed:
             return
         if self.should_close is not None and self.should_close():
@@ -333,7 +347,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         if preview is not None and preview.session == heat.session:
             key = (preview.session, preview.seq)
             if key != self.shown_preview:
-                rgb = decode_jpeg(preview.arrays["jpeg"])
+                jpeg = preview.arrays.get("jpeg")
+                rgb = None if jpeg is None else decode_jpeg(jpeg)
                 if rgb is not None:
                     frame = preview.header["frame"]
                     self._show_frame(rgb, frame["width"], frame["height"])
@@ -379,15 +394,16 @@ class ViewerWindow(QtWidgets.QMainWindow):
         if latency is None and pub is not None:  # another host: the publisher's own capture->publish
             latency = _get(pub, "latency_ms", "capture_to_publish", "p50")
         parts.append("latency " + ("-" if not isinstance(latency, (int, float)) else f"{latency:.0f} ms"))
-        drops = f"drops {self.subscriber.stats.lost} lost"
+        lost = self.subscriber.stats.lost  # heatmaps that never reached this viewer (seq gaps)
+        hops = _get(pub, "counters", "hops_dropped") if pub is not None else None  # model too slow for the hop
+        drops = lost + (hops if isinstance(hops, int) else 0)
         if pub is not None:  # status fields are informative; a publisher may leave some out
-            hops, skipped = _get(pub, "counters", "hops_dropped"), _get(pub, "counters", "frames_skipped")
-            if isinstance(hops, int) and isinstance(skipped, int):
-                drops += f", {hops} hops, {skipped} frames skipped"
             fps_in = pub.get("fps_in")
             if isinstance(fps_in, (int, float)):
                 parts.insert(1, f"in {fps_in:.0f} fps")
-        parts.append(drops)
+        parts.append(f"drops {drops}")
+        self.status_label.setToolTip(f"{lost} heatmaps lost in transport, "
+                                     f"{hops if isinstance(hops, int) else '?'} hops dropped by the publisher")
         parts.append(f"model {model_text}")
         if time.monotonic() - self._reconnected_at < 5.0 and self._reconnected_at:
             parts.append(f"reconnected: new session {self.session[:8]}")

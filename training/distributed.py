@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -81,7 +82,10 @@ def init_distributed(device: str | None = None) -> DistEnv:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)  # LOCAL_RANK, not RANK: right on many nodes too (§F)
         backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, init_method="env://", world_size=world, rank=rank)
+        # Rank 0 validates while the others wait at a barrier: allow a long validation (a full
+        # VGG-SS pass on CPU) instead of the 30-minute default.
+        dist.init_process_group(backend=backend, init_method="env://", world_size=world, rank=rank,
+                                timeout=timedelta(hours=3))
     return DistEnv(rank=rank, local_rank=local_rank, world_size=world, device=dev)
 
 

@@ -190,10 +190,13 @@ def _same_config(stored: dict, current: dict, out: Path) -> None:
 
 
 def _val_data(config: RunConfig, train_spec):
+    """The validation set; every rank builds it (cheap: datasets are lazy) so a bad --val fails on
+    all ranks alike instead of leaving the others waiting at a barrier. Annotated clips whose
+    files are missing are left out (a partly downloaded test set still validates)."""
     from training.data import eval_data, parse_spec
 
     if config.val:
-        return eval_data(parse_spec(config.val))
+        return eval_data(parse_spec(config.val), allow_missing=True)
     if train_spec.kind == "procedural":
         return eval_data(train_spec.heldout(config.val_pairs))
     return None
@@ -242,7 +245,7 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
         _say(env, f"nothing to resume in {out}; starting a new run")
 
     data = train_data(spec, t.batch_size, env.rank, env.world_size, t.num_workers, t.seed)
-    val = _val_data(config, spec) if env.is_master else None
+    val = _val_data(config, spec)
     if env.distributed:
         device_ids = [env.device.index] if env.device.type == "cuda" else None
         ddp = torch.nn.parallel.DistributedDataParallel(objective, device_ids=device_ids)
@@ -259,6 +262,8 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
             print(f"note: {logger.tensorboard_note}", flush=True)
         if config.gather_negatives and not env.distributed:
             print("note: --gather-negatives with one process: the negatives are the local batch", flush=True)
+        if val is not None and val.missing:
+            print(f"note: {len(val.missing)} annotated validation clips have no files and are left out", flush=True)
         if val is None:
             print("note: no validation data (--val SPEC with annotations); best.safetensors is not written",
                   flush=True)
@@ -318,7 +323,7 @@ def _validate_and_save(config, model, val, epoch, best, global_step, spec, out):
 
     metrics = None
     if val is not None:
-        report = evaluate(model, val, protocol=config.protocol, batch_size=32, retrieval=True)
+        report = evaluate(model, val, protocol=config.protocol, batch_size=32, retrieval=True, allow_missing=True)
         metrics = {k: report[k] for k in VAL_KEYS}
         metrics["n"] = report["n"]
         metrics["spec"] = val.spec.text

@@ -170,3 +170,21 @@ def test_lut_alpha_ramps_from_transparent():
     assert lut.shape == (256, 4) and lut.dtype == np.uint8
     assert lut[:51, 3].max() == 0 and lut[-1, 3] == 200
     assert np.all(np.diff(lut[:, 3].astype(int)) >= 0)
+
+
+def test_view_command_offscreen_screenshot_and_no_display_error(qapp, tmp_path, capsys):
+    from tools.main import main
+
+    address = free_tcp_address()
+    assert main(["view", "--connect", address]) == 2  # offscreen platform: no display to open a window on
+    assert "no display" in capsys.readouterr().err
+
+    feeder = Feeder(address, two_colour_frame(), hot_map())
+    try:
+        shot = tmp_path / "view.png"
+        assert main(["view", "--connect", address, "--seconds", "1.5", "--screenshot", str(shot)]) == 0
+    finally:
+        feeder.close()
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[0] > 300 and f"saved {shot}" in capsys.readouterr().out
+    assert (np.abs(image.astype(int) - np.array(GREEN[::-1])).max(axis=2) <= 8).sum() > 1000  # the frame is shown

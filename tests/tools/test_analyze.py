@@ -47,15 +47,22 @@ def fixture(name: str) -> Path:
 
 
 def write_clip(path: Path, seconds: float, rate: Fraction, size=(96, 64), audio: str | None = "aac",
-               sample_rate: int = 44100, layout: str = "mono", faststart: bool = False) -> Path:
-    """A real H.264 clip (moving square) with an optional tone track, muxed in time order."""
+               sample_rate: int = 44100, layout: str = "mono", faststart: bool = False, vfr: bool = False) -> Path:
+    """A real H.264 clip (moving square) with an optional tone track, muxed in time order.
+    `vfr`: frame durations vary between 0.5 and 1.5 frame periods (millisecond timestamps)."""
     n = int(seconds * rate)
+    rng = np.random.default_rng(0)
+    times = np.arange(n) / float(rate)
+    if vfr:
+        times = np.concatenate([[0.0], np.cumsum(rng.uniform(0.5, 1.5, n - 1) / float(rate))])
     width, height = size
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), mode="w", options=options) as c:
         v = c.add_stream("libx264", rate=rate)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.options = {"preset": "ultrafast"}
+        if vfr:
+            v.codec_context.time_base = Fraction(1, 1000)
         a = c.add_stream(audio, rate=sample_rate, layout=layout) if audio else None
         channels = 2 if layout == "stereo" else 1
         sent = 0
@@ -64,10 +71,13 @@ def write_clip(path: Path, seconds: float, rate: Fraction, size=(96, 64), audio:
             x = (i * 3) % (width - 16)
             image[20:36, x : x + 16] = 230
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, 1 / rate
+            if vfr:
+                frame.pts, frame.time_base = int(round(times[i] * 1000)), Fraction(1, 1000)
+            else:
+                frame.pts, frame.time_base = i, 1 / rate
             c.mux(v.encode(frame))
             if a is not None:
-                upto = int(round((i + 1) / rate * sample_rate))
+                upto = int(round((times[i] + 1 / float(rate)) * sample_rate))
                 t = np.arange(sent, upto) / sample_rate
                 tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
                 block = np.repeat(tone[None], channels, 0)
@@ -135,18 +145,22 @@ def test_fixture_videos(name, checkpoint, tmp_path, capsys):
     assert "copied (aac)" in printed if src.suffix == ".mp4" else "re-encoded opus -> aac" in printed
 
 
-@pytest.mark.parametrize("rate, sample_rate, layout, audio, suffix", [
-    (Fraction(30000, 1001), 16000, "stereo", "aac", ".mp4"),
-    (Fraction(24000, 1001), 48000, "mono", "libopus", ".mkv"),
-    (Fraction(25), 22050, "stereo", "mp2", ".mkv"),
+@pytest.mark.parametrize("rate, sample_rate, layout, audio, suffix, vfr", [
+    (Fraction(30000, 1001), 16000, "stereo", "aac", ".mp4", False),
+    (Fraction(24000, 1001), 48000, "mono", "libopus", ".mkv", False),
+    (Fraction(25), 22050, "stereo", "mp2", ".mkv", False),
+    (Fraction(25), 32000, "mono", "aac", ".mp4", True),
 ])
-def test_odd_rates_and_codecs(rate, sample_rate, layout, audio, suffix, model, tmp_path):
+def test_odd_rates_and_codecs(rate, sample_rate, layout, audio, suffix, vfr, model, tmp_path):
     from realtime.analyze import AnalyzeConfig, analyze_video
 
     src = write_clip(tmp_path / f"clip{suffix}", 1.5, rate, size=(98, 66), audio=audio, sample_rate=sample_rate,
-                     layout=layout)
+                     layout=layout, vfr=vfr)
+    if vfr:
+        steps = np.diff(probe(src)["times"])
+        assert steps.max() > 1.3 * steps.min(), "the source really has a variable frame rate"
     out, jsonl = tmp_path / "overlay.mp4", tmp_path / "rows.jsonl"
-    summary = analyze_video(model, src, out, jsonl, AnalyzeConfig(batch=8, progress=False), model_id="lite")
+    summary = analyze_video(model, src, out, jsonl, AnalyzeConfig(batch=8, hop=0.25, progress=False), model_id="lite")
     check_outputs(src, out, jsonl)
     assert summary.frames == len(rows(jsonl)) and summary.inferences > 0
     with av.open(str(out)) as c:
@@ -162,7 +176,7 @@ def test_truncated_video_gives_one_error_and_a_valid_partial_output(model, tmp_p
     broken.write_bytes(data[: int(len(data) * 0.6)])
     out, jsonl = tmp_path / "partial.mp4", tmp_path / "partial.jsonl"
     with pytest.raises(SoundLensError) as err:
-        analyze_video(model, broken, out, jsonl, AnalyzeConfig(batch=4, progress=False))
+        analyze_video(model, broken, out, jsonl, AnalyzeConfig(batch=4, hop=0.5, progress=False))
     message = str(err.value)
     assert "breaks off at" in message and " s" in message and str(out) in message
     written = probe(out)  # the partial mp4 is a complete, decodable file

@@ -218,7 +218,7 @@ def run(args) -> int:
 def write_outputs(out: Path, source, rows: list[dict], figures: dict, args) -> None:
     import cv2
 
-    from realtime.analyze import OverlayWriter, draw_result
+    from realtime.analyze import OverlayPainter, OverlayWriter
 
     video = source.video
     fps = video.fps
@@ -230,15 +230,14 @@ def write_outputs(out: Path, source, rows: list[dict], figures: dict, args) -> N
                key=lambda i: (rows[i]["t"] > video.seconds * 0.5, rows[i]["t"]))
     snapshot_frame = int(round(rows[best]["t"] * fps)) % video.n_frames
 
+    results = [{"heatmap": r["heatmap"], "peaks": r["peaks"][:1], "region": r["region"]} for r in rows]
+    painter = OverlayPainter()
     writer = OverlayWriter(out / "demo.mp4", video.width, video.height, rate=_fraction(fps),
                            audio_rate=video.sample_rate, audio_layout="mono")
     try:
         for i in range(video.n_frames):
-            t = i / fps
-            k = int(np.searchsorted(times, t + 1e-6, side="right")) - 1  # newest heatmap of this frame or before
-            result = None if k < 0 else {"heatmap": rows[k]["heatmap"], "peaks": rows[k]["peaks"][:1],
-                                         "region": rows[k]["region"]}
-            image = draw_result(video.frame(i), result)
+            k = int(np.searchsorted(times, i / fps + 1e-6, side="right")) - 1  # newest heatmap of this frame or before
+            image = painter.draw(video.frame(i), results[k] if k >= 0 else None)
             truth = video.truth(i)
             if truth["box"] is not None:
                 x1, y1, x2, y2 = (int(round(v)) for v in truth["box"])
