@@ -11,7 +11,7 @@ APT_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins \
 	xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test setup system-deps lint clean
+.PHONY: demo test test-all setup system-deps lint clean
 
 demo: setup
 	$(PY) -m tools.main demo --out $(DEMO_OUT)
@@ -19,6 +19,9 @@ demo: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-all: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -m "" $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

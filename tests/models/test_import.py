@@ -239,3 +239,6 @@ def test_prefixes_and_containers_are_unwrapped(tmp_path):
         assert list(read_official(path)) == ["imgnet.x"]
     meta = json.loads(json.dumps(models.importers.SOURCES["ssltie"].config))
     assert meta == {"audio_preset": "ssltie", "image_preset": "lvs"}
+    from tools.commands import import_cmd
+
+    assert set(import_cmd.SOURCES) == set(models.importers.SOURCES)  # the CLI's light copy of the table

@@ -16,13 +16,15 @@ from training.synth import SceneConfig
 from training.synth.pairs import SynthPairs
 
 # Per-method budget: (epochs, batch size, learning rate) on TRAIN_PAIRS pairs; and the hit rate
-# each must reach. ezvsl and lvs carry the foundation issue's bar (>= 70 %).
+# each must reach. ezvsl and lvs carry the foundation issue's bar (>= 70 %) and run in the default
+# suite; the others are marked slow (`make test-all`) to keep the default run under 10 minutes.
 TRAIN_PAIRS = 2000
 BUDGET: dict[str, tuple[int, int, float]] = {
-    "ezvsl": (4, 32, 5e-4),
-    "lvs": (4, 32, 5e-4),
+    "ezvsl": (3, 32, 1e-3),
+    "lvs": (3, 32, 1e-3),
 }
-DEFAULT_BUDGET = (4, 32, 5e-4)
+DEFAULT_BUDGET = (3, 32, 1e-3)
+IN_DEFAULT_RUN = ("ezvsl", "lvs")
 REQUIRED_HIT_RATE = {"ezvsl": 0.70, "lvs": 0.70}
 DEFAULT_REQUIRED = 0.60
 RANDOM_OBJECT_RATE = 0.42
@@ -52,8 +54,9 @@ def heldout_scenes():
     return InMemory(SynthPairs(300, seed=10_000, config=config))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("method", models.available())
+@pytest.mark.parametrize("method", [
+    m if m in IN_DEFAULT_RUN else pytest.param(m, marks=pytest.mark.slow) for m in models.available()
+])
 def test_method_learns_to_localize(method, train_pairs, heldout_scenes):
     torch.manual_seed(0)
     model = models.create(method, encoder="lite")

@@ -188,3 +188,33 @@ def test_view_command_offscreen_screenshot_and_no_display_error(qapp, tmp_path, 
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[0] > 300 and f"saved {shot}" in capsys.readouterr().out
     assert (np.abs(image.astype(int) - np.array(GREEN[::-1])).max(axis=2) <= 8).sum() > 1000  # the frame is shown
+
+
+def test_odd_messages_do_not_break_the_viewer(viewer, qtbot):
+    """Valid on the wire but not drawable (1-D map, preview without JPEG, a bad region): skipped,
+    counted, and the next good message is shown."""
+    pub = Publisher(PublisherConfig(address=viewer.config.address)).start()
+    try:
+        now = time.monotonic_ns()
+        header = {"inference": 0, "stamp_ns": time.time_ns(),
+                  "mono_ns": {"capture": now, "infer_start": now, "infer_end": now},
+                  "frame": {"index": 0, "width": W, "height": H},
+                  "audio": {"sample_rate": 16000, "first_sample": 0, "num_samples": 1}, "model": {"id": "odd"},
+                  "peaks": []}
+        deadline = time.monotonic() + 5
+        while viewer.display_errors == 0 and time.monotonic() < deadline:
+            pub.publish("heatmap", "cam0", {**header, "heatmap": {"region": ["left", "top"]}},
+                        {"heatmap": hot_map()})
+            pub.publish("heatmap", "cam0", header, {"heatmap": np.ones(10, np.float32)})
+            pub.publish("preview", "cam0", header)
+            qtbot.wait(60)
+        assert viewer.display_errors > 0 and "cannot draw" in viewer.status_label.text()
+        shown = viewer.frames_shown
+        for i in range(1, 40):
+            publish_inference(pub, i, two_colour_frame(), hot_map())
+            qtbot.wait(50)
+            if viewer.frames_shown > shown and viewer._has_preview:
+                break
+        assert viewer.frames_shown > shown and viewer._has_preview
+    finally:
+        pub.close()
