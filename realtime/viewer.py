@@ -18,6 +18,7 @@ up as "reconnected".
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -319,6 +320,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         except Exception as err:
             self.display_errors += 1
             self._message = (f"cannot draw the latest message: {type(err).__name__}: {err}", time.monotonic() + 5.0)
+            with contextlib.suppress(Exception):
+                self._update_status()
 
     def _refresh(self) -> None:
         if self._closed:

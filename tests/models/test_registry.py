@@ -15,18 +15,19 @@ def test_founding_methods_registered():
 @pytest.mark.parametrize("name", models.available())
 @pytest.mark.parametrize("encoder", [None, "lite"])
 def test_interface_shapes_and_gradients(name, encoder):
+    """Both encoders: the paper's (ResNet-18, 224 px) and the lite one."""
     torch.manual_seed(0)
     model = models.create(name, encoder=encoder)
-    frames = torch.randint(0, 256, (3, 120, 160, 3), dtype=torch.uint8)
-    wav = 0.1 * torch.randn(3, 16000 * 2)
+    frames = torch.randint(0, 256, (2, 120, 160, 3), dtype=torch.uint8)
+    wav = 0.1 * torch.randn(2, 16000 * 2)
     images, specs = model.prepare(frames, wav, 16000)
     assert images.shape[-1] == model.image_preset.size
     assert tuple(specs.shape[1:]) == model.audio_preset.shape
     maps = model.heatmap(images, specs)
-    assert maps.dim() == 3 and maps.shape[0] == 3 and maps.shape[1] == maps.shape[2] >= 7
+    assert maps.dim() == 3 and maps.shape[0] == 2 and maps.shape[1] == maps.shape[2] >= 7
     img_emb, aud_emb = model.embed(images, specs)
-    assert img_emb.shape == aud_emb.shape and img_emb.shape[0] == 3
-    torch.testing.assert_close(img_emb.norm(dim=1), torch.ones(3))
+    assert img_emb.shape == aud_emb.shape and img_emb.shape[0] == 2
+    torch.testing.assert_close(img_emb.norm(dim=1), torch.ones(2))
     terms = model.loss({"images": images, "specs": specs})
     assert terms["loss"].dim() == 0 and torch.isfinite(terms["loss"])
     terms["loss"].backward()
