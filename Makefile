@@ -8,7 +8,7 @@ STAMP := $(VENV)/.soundlens-installed
 # libportaudio2: sounddevice (microphone). pulseaudio*: the virtual microphone the tests record from.
 # xvfb + libxcb-*: PyQt5 windows under a virtual display (offscreen needs nothing).
 APT_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins \
-	xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0
+	xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0
 DEMO_OUT ?= out/demo
 
 .PHONY: demo test test-all setup system-deps lint clean

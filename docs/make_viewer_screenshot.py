@@ -32,7 +32,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default", help="checkpoint or shipped name (default)")
     parser.add_argument("--seconds", type=float, default=6.0, help="how long to run before the screenshot")
-    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "images" / "viewer.png"))
     args = parser.parse_args()
 
@@ -46,7 +46,7 @@ def main() -> int:
     with LivePipeline(model, source, source, config, model_info=models.describe(model),
                       model_id=str(args.model)) as pipeline:
         window = ViewerWindow(ViewerConfig(address=pipeline.publisher.address))
-        window.resize(720, 700)
+        window.resize(800, 720)
         window.show()
         deadline = time.monotonic() + args.seconds
         next_status = time.monotonic() + 1.0

@@ -386,7 +386,9 @@ class ViewerWindow(QtWidgets.QMainWindow):
         silent = (now_ns - self.feed.last_any_ns) / 1e9
         heat = self.subscriber.latest(self.heat_topic)
         model = heat.header["model"] if heat is not None else {}
-        model_text = model.get("id", "?") + (f" ({model['method']})" if model.get("method") else "")
+        model_id = str(model.get("id", "?"))
+        model_text = (Path(model_id).name if "/" in model_id else model_id) + (
+            f" ({model['method']})" if model.get("method") else "")
         if silent >= cfg.stale_after:
             return (f"publisher lost: no messages from {cfg.address} for {silent:.0f} s; "
                     f"waiting for it to come back | last model {model_text}")

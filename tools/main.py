@@ -12,7 +12,7 @@ from tools.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, SoundLensError
 
 # name -> (module under tools.commands, one-line summary). Only commands that work are listed.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("demo", "localize a sound in a procedural scene with the shipped model (overlay PNG)"),
+    "demo": ("demo", "the live pipeline on a procedural scene with the shipped model: viewer or overlay video, hit rate"),
     "models": ("models_cmd", "list the registered methods and their presets"),
     "eval": ("eval_cmd", "score saved heatmaps against box annotations under an official protocol"),
     "data": ("data", "dataset utilities: check-split finds test clips in a training list"),

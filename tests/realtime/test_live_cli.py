@@ -37,7 +37,7 @@ def test_live_video_publishes_until_seconds(checkpoint, tmp_path, capsys):
     runner.join(timeout=30)
     assert result == {"code": 0}
     assert msg.header["model"] == {"id": checkpoint, "method": "ezvsl"}
-    assert msg.arrays["heatmap"].shape == (7, 7)
+    assert msg.arrays["heatmap"].shape == (14, 14)  # the lite encoder: 112 px at stride 8
     out = capsys.readouterr().out
     assert "capture->publish" in out and "stopped after" in out
 

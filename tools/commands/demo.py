@@ -34,7 +34,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                         help="inference device (default: cuda when available)")
     parser.add_argument("--no-view", action="store_true", help="do not open the viewer even if there is a display")
-    parser.add_argument("--seed", type=int, default=2, help="which procedural scene (default 2: three objects)")
+    parser.add_argument("--seed", type=int, default=6, help="which procedural scene (default 6: three objects)")
     parser.add_argument("--size", type=int, default=256, help="frame size in pixels (default 256)")
     parser.add_argument("--hop", type=float, default=0.1, help="seconds between heatmaps (default 0.1)")
     parser.add_argument("--publish", metavar="ADDR", default=DEFAULT_PUBLISH,
