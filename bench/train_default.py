@@ -16,20 +16,10 @@ import time
 import torch
 
 import models
+from training.data import InMemory
 from training.engine import TrainConfig, fit, localization_hits
 from training.synth import SceneConfig
 from training.synth.pairs import SynthPairs
-
-
-class InMemory(torch.utils.data.Dataset):
-    def __init__(self, dataset):
-        self.items = [dataset[i] for i in range(len(dataset))]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
 
 
 def main() -> None:

@@ -193,6 +193,20 @@ class FolderClips(Dataset):
                 "waveform": torch.from_numpy(item["waveform"]), "sample_rate": int(item["sample_rate"])}
 
 
+class InMemory(Dataset):
+    """Every item of `dataset` generated once and kept: reused across epochs and methods (procedural
+    items are deterministic per index, so this changes speed, not data)."""
+
+    def __init__(self, dataset: Dataset):
+        self.items = [dataset[i] for i in range(len(dataset))]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
 def build_dataset(spec: DataSpec | str) -> Dataset:
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     return ProceduralClips(spec) if spec.kind == "procedural" else FolderClips(spec)

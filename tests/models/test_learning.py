@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import models
+from training.data import InMemory
 from training.engine import TrainConfig, fit, localization_hits
 from training.synth import SceneConfig
 from training.synth.pairs import SynthPairs
@@ -28,19 +29,6 @@ IN_DEFAULT_RUN = ("ezvsl", "lvs")
 REQUIRED_HIT_RATE = {"ezvsl": 0.70, "lvs": 0.70}
 DEFAULT_REQUIRED = 0.60
 RANDOM_OBJECT_RATE = 0.42
-
-
-class InMemory(torch.utils.data.Dataset):
-    """Generate once, reuse across methods (generation is deterministic per index)."""
-
-    def __init__(self, dataset):
-        self.items = [dataset[i] for i in range(len(dataset))]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
 
 
 @pytest.fixture(scope="module")
