@@ -45,6 +45,8 @@ class SoundLocalizer(nn.Module):
     loss(batch)            -> {"loss": scalar, <named terms>...}; batch has "images" [B, 3, S, S]
                               and "specs" [B, 1, F, T] (plus method-specific keys)
     prepare(frames, waveforms, sample_rate) -> (images, specs) with this method's presets
+    localize(frames, waveforms, sample_rate, previous_frames=None) -> [B, h, w] from raw inputs; the
+                              frames before `frames` feed methods that use motion (SIRA's flow)
     forward(batch) == loss(batch), so DDP wraps the training step.
     """
 
@@ -78,6 +80,15 @@ class SoundLocalizer(nn.Module):
         wav = torch.as_tensor(np.asarray(waveforms) if not torch.is_tensor(waveforms) else waveforms)
         specs = self.frontend(wav.to(device), sample_rate)
         return images, specs
+
+    def localize(self, frames, waveforms, sample_rate: int, previous_frames=None) -> torch.Tensor:
+        """Native heatmaps [B, h, w] for uint8 RGB frames [B, H, W, 3] and waveforms [B, N].
+
+        `previous_frames` (same shape as `frames`: the frame before each, or None) is for methods
+        that use motion; the others ignore it. The live worker and `soundlens analyze` call this.
+        """
+        images, specs = self.prepare(frames, waveforms, sample_rate)
+        return self.heatmap(images, specs)
 
     # --- the interface --------------------------------------------------------------------
     def heatmap(self, images: torch.Tensor, specs: torch.Tensor) -> torch.Tensor:

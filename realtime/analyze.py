@@ -92,9 +92,11 @@ class OfflineWorker(InferenceWorker):
     def window_end(self, frame: Frame) -> int:
         return self.audio.clock.index_at(frame.t_ns)
 
-    def infer(self, frames: list[Frame]) -> list[dict | None]:
+    def infer(self, frames: list[Frame], previous: list[np.ndarray | None] | None = None) -> list[dict | None]:
         """Heatmap results (the `last_result` dicts of the live worker) for `frames`, batched;
-        None for a frame with under 0.1 s of audio before it."""
+        None for a frame with under 0.1 s of audio before it. `previous`: the decoded frame before
+        each (motion input for methods that use it; None where there is none)."""
+        previous = previous or [None] * len(frames)
         windows = [self._audio_window(self.window_end(f)) for f in frames]
         windows = [None if w is None else (w[0], self._model_window(w[1])) for w in windows]
         results: list[dict | None] = [None] * len(frames)
@@ -104,7 +106,8 @@ class OfflineWorker(InferenceWorker):
             group = [i for i in todo if windows[i][1].size == length][: self.batch]
             todo = [i for i in todo if i not in group]
             start = time.monotonic_ns()
-            maps = self._run_batch([frames[i].image for i in group], [windows[i][1] for i in group])
+            maps = self._run_batch([frames[i].image for i in group], [windows[i][1] for i in group],
+                                   [previous[i] for i in group])
             end = time.monotonic_ns()
             for i, heat in zip(group, maps):
                 self._publish(frames[i], windows[i][0], windows[i][1].size, heat, start, end)
@@ -122,12 +125,15 @@ class OfflineWorker(InferenceWorker):
 
         return select_window(torch.from_numpy(np.ascontiguousarray(samples))[None], preset)[0].numpy()
 
-    def _run_batch(self, images: list[np.ndarray], samples: list[np.ndarray]) -> np.ndarray:
+    def _run_batch(self, images: list[np.ndarray], samples: list[np.ndarray],
+                   previous: list[np.ndarray | None]) -> np.ndarray:
+        # A batch gets motion input only when every frame has its predecessor (all but the first frame).
+        complete = all(p is not None and p.shape == im.shape for p, im in zip(previous, images))
         autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)
                     if self.device.type == "cuda" else contextlib.nullcontext())
         with torch.inference_mode(), autocast:
-            x, specs = self.model.prepare(np.stack(images), np.stack(samples), self.audio.sample_rate)
-            maps = self.model.heatmap(x, specs)
+            maps = self.model.localize(np.stack(images), np.stack(samples), self.audio.sample_rate,
+                                       np.stack(previous) if complete else None)
         return maps.float().cpu().numpy()
 
 
@@ -288,10 +294,10 @@ def _mono(frame, resampler) -> list[tuple[float | None, np.ndarray]]:
 class _Pending:
     """A decoded frame waiting for its audio / its batch; `need`: a hop falls on it."""
 
-    __slots__ = ("frame", "pts", "need", "done", "result")
+    __slots__ = ("frame", "pts", "need", "done", "result", "previous")
 
-    def __init__(self, frame: Frame, pts: int | None, need: bool):
-        self.frame, self.pts, self.need = frame, pts, need
+    def __init__(self, frame: Frame, pts: int | None, need: bool, previous: np.ndarray | None = None):
+        self.frame, self.pts, self.need, self.previous = frame, pts, need, previous
         self.done = False
         self.result: dict | None = None
 
@@ -363,7 +369,7 @@ def analyze_video(model, video_path: str | os.PathLike, out_path: str | os.PathL
         total = video_in.frames or (int(round(expected * fps)) if expected else None)
         bar = tqdm(total=total, unit="frame", desc=src.name, disable=not config.progress, dynamic_ncols=True)
         pending: collections.deque[_Pending] = collections.deque()
-        state = {"last": None, "next_hop": None, "media_end": 0.0, "last_good": 0.0}
+        state = {"last": None, "next_hop": None, "media_end": 0.0, "last_good": 0.0, "previous": None}
         mono = av.AudioResampler(format="flt", layout="mono", rate=sr)
 
         def emit(entry: _Pending) -> None:
@@ -390,7 +396,7 @@ def analyze_video(model, video_path: str | os.PathLike, out_path: str | os.PathL
                     ready.append(e)
                 run = bool(ready) and (force or overfull or len(ready) == worker.batch)
                 if run:
-                    for e, result in zip(ready, worker.infer([e.frame for e in ready])):
+                    for e, result in zip(ready, worker.infer([e.frame for e in ready], [e.previous for e in ready])):
                         e.done, e.result = True, result
                         summary.inferences += result is not None
                 while pending and (not pending[0].need or pending[0].done):
@@ -408,7 +414,8 @@ def analyze_video(model, video_path: str | os.PathLike, out_path: str | os.PathL
                 while hop_next <= t + 1e-9:
                     hop_next += config.hop
                 state["next_hop"] = hop_next
-            pending.append(_Pending(frame, vframe.pts, need))
+            pending.append(_Pending(frame, vframe.pts, need, state["previous"]))
+            state["previous"] = frame.image
             state["last_good"] = t
             state["media_end"] = t + 1.0 / fps
 

@@ -230,7 +230,7 @@ class InferenceWorker:
             return
         first, samples = window
         try:
-            heat = self._run_model(frame.image, samples)
+            heat = self._run_model(frame.image, samples, self._previous_image(frame))
         except SoundLensError as err:
             self._error(str(err))
             return
@@ -242,12 +242,22 @@ class InferenceWorker:
         self.inference.add_ns(infer_end - infer_start)
         self._publish(frame, first, samples.size, heat, infer_start, infer_end)
 
-    def _run_model(self, image: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    def _previous_image(self, frame: Frame) -> np.ndarray | None:
+        """The frame captured just before `frame`, while the ring still holds it (motion input)."""
+        for other in self.frames.snapshot():
+            if other.index == frame.index - 1:
+                return other.image
+        return None
+
+    def _run_model(self, image: np.ndarray, samples: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+        """The model's map for one frame; `previous` is the frame before it (motion, for SIRA)."""
+        if previous is not None and previous.shape != image.shape:
+            previous = None
         autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)
                     if self.device.type == "cuda" else contextlib.nullcontext())
         with torch.inference_mode(), autocast:
-            images, specs = self.model.prepare(image[None], samples[None], self.audio.sample_rate)
-            maps = self.model.heatmap(images, specs)
+            maps = self.model.localize(image[None], samples[None], self.audio.sample_rate,
+                                       None if previous is None else previous[None])
         return maps[0].float().cpu().numpy()
 
     def _publish(self, frame: Frame, first: int, count: int, heat: np.ndarray,

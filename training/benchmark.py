@@ -52,6 +52,7 @@ class AccuracyConfig:
     gallery: int = 6
     out: str = "bench_results/accuracy"
     progress: bool = True
+    short_run_options: bool = True  # training.params.SHORT_RUN_OPTIONS (False: every paper default)
     command: str = ""  # the command line that made it, for the report
     extra: dict = field(default_factory=dict)
 
@@ -77,7 +78,7 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
     from training.data import eval_data
     from training.engine import TrainConfig, annotations_of, predict, retrieval_report, score_annotated
     from training.main import train
-    from training.params import RunConfig
+    from training.params import SHORT_RUN_OPTIONS, RunConfig
 
     if not cfg.methods:
         raise SoundLensError("--methods is empty; name at least one method (see 'soundlens models')")
@@ -94,7 +95,8 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
     gallery_items = [test.dataset[i] for i in range(min(cfg.gallery, len(test.dataset)))]
     for k, method in enumerate(cfg.methods):
         run_dir = out / "runs" / method
-        run = RunConfig(method=method, data=_train_spec(cfg), out=str(run_dir), encoder=cfg.encoder,
+        options = dict(SHORT_RUN_OPTIONS.get(method, {})) if cfg.short_run_options else {}
+        run = RunConfig(method=method, data=_train_spec(cfg), out=str(run_dir), encoder=cfg.encoder, model=options,
                         val_pairs=cfg.val_pairs, protocol=cfg.protocol, device=cfg.device,
                         resume=(run_dir / "resume.safetensors").is_file(), progress=cfg.progress,
                         tensorboard=False,
@@ -111,7 +113,7 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
         retrieval = retrieval_report(pred, ann, [i for i in ann.ids if i in pred.maps]) or {}
         values = list(report["per_sample"].values())
         row = {
-            "method": method, "cIoU": report["cIoU"], "AUC": report["AUC"], "mean_cIoU": report["mean_cIoU"],
+            "method": method, "options": options, "cIoU": report["cIoU"], "AUC": report["AUC"], "mean_cIoU": report["mean_cIoU"],
             "hit_rate": report["hit_rate"], **{k2: v for k2, v in retrieval.items() if "@" in k2},
             "train_time_s": float(sum(h.get("train_time_s", 0.0) for h in summary["history"])),
             "eval_time_s": time.perf_counter() - t0, "epochs": cfg.epochs,
@@ -175,6 +177,10 @@ def markdown_table(doc: dict) -> str:
     lines += ["", "cIoU = fraction of test scenes with cIoU >= 0.5; AUC over cIoU thresholds 0..1; hit rate = "
               "heatmap peak inside the sounding object's box (a random visible object: ~42 %); R@K: retrieval "
               "by class over the test scenes. Values in %.", ""]
+    options = {r["method"]: r["options"] for r in doc["results"] if r.get("options")}
+    if options:
+        lines += ["Short-run method options (training.params.SHORT_RUN_OPTIONS): " + "; ".join(
+            f"{m} {', '.join(f'{k}={v}' for k, v in o.items())}" for m, o in options.items()) + ".", ""]
     if doc.get("command"):
         lines += ["Command:", "", "```", doc["command"], "```", ""]
     return "\n".join(lines)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from models.base import MethodConfig, SoundLocalizer, l2, symmetric_ce
+from models.layers import init_heads
 from models.maps import minmax, resize_map
 from models.registry import register_method
 
@@ -23,17 +24,6 @@ class EZVSLConfig(MethodConfig):
     dim: int = 512  # §2.1: dim=512
     tau: float = 0.03  # §2.1: tau=0.03
     ogl_alpha: float = 0.4  # §3.3: AV weight when fusing with an objectness map
-
-
-def init_heads(*modules: nn.Module) -> None:
-    # §2.1 init of the heads: Linear trunc_normal(std 0.01); conv kaiming_normal(fan_out).
-    for m in modules:
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.01)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
 
 
 def objectness(features: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from models.base import MethodConfig, SoundLocalizer, l2
+from models.layers import trimap_logits
 from models.registry import register_method
 
 
@@ -28,22 +29,6 @@ class LVSConfig(MethodConfig):
     logit_temperature: float = 0.07  # §2.3: logits / 0.07
 
     official_image_preset: ClassVar[str] = "lvs"
-
-
-def trimap_logits(maps_pos: torch.Tensor, maps_all: torch.Tensor, cfg: LVSConfig) -> torch.Tensor:
-    """LVS logits [B, B + 2] from the matched maps [B, h, w] and all-pairs maps [B, B, h, w]."""
-    pos_w = torch.sigmoid((maps_pos - cfg.epsilon) / cfg.tau)
-    neg_w = 1 - torch.sigmoid((maps_pos - cfg.epsilon_neg) / cfg.tau)
-    pos = (pos_w * maps_pos).flatten(1).sum(1) / pos_w.flatten(1).sum(1)
-    hard_neg = (neg_w * maps_pos).flatten(1).sum(1) / neg_w.flatten(1).sum(1)
-    all_w = torch.sigmoid((maps_all - cfg.epsilon) / cfg.tau)
-    easy = (all_w * maps_all).flatten(2).sum(2) / all_w.flatten(2).sum(2)
-    # The positive pairs must stay out of the easy negatives. The release multiplies them by -99
-    # (mask 1 - 100 I), which only excludes them while their score is positive; we remove them
-    # outright, which is what the paper means.
-    b = maps_pos.shape[0]
-    easy = easy.masked_fill(torch.eye(b, dtype=torch.bool, device=easy.device), float("-inf"))
-    return torch.cat([pos[:, None], easy, hard_neg[:, None]], dim=1) / cfg.logit_temperature
 
 
 class LVS(SoundLocalizer):
@@ -69,7 +54,8 @@ class LVS(SoundLocalizer):
         v, a = self.image_features(batch["images"]), self.audio_features(batch["specs"])
         maps_all = torch.einsum("nchw,mc->nmhw", v, a)
         maps_pos = torch.diagonal(maps_all, dim1=0, dim2=1).permute(2, 0, 1)
-        logits = trimap_logits(maps_pos, maps_all, self.config)
+        cfg = self.config
+        logits = trimap_logits(maps_pos, maps_all, cfg.epsilon, cfg.epsilon_neg, cfg.tau, cfg.logit_temperature)
         target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
         loss = F.cross_entropy(logits, target)
         return {"loss": loss, "trimap_ce": loss.detach()}

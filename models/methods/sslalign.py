@@ -4,8 +4,9 @@ Paper 2 (shared/papers) and official_repos.md §2.4. The test-time network is th
 ResNet-18 trunks with layer-4 stride 1, 14x14 cosine map, audio max-pooled); the method changes
 training:
 
-* s_L (Eq. 1): localisation similarity, the mean over all positions (M = 1, no masks) of the cosine
-  between each image feature v^xy and the audio feature a.
+* s_L (Eq. 1): localisation similarity, the mean over the positions in a mask M of the cosine between
+  each image feature v^xy and the audio feature a. The paper uses no mask (M = 1, `loc_mask="none"`);
+  Eq. 1's optional pseudo-mask is available as `loc_mask="trimap"` (LVS' soft positive region).
 * s_A (Eq. 2): alignment similarity, the cosine between p_v(avg(v)) and p_a(a), with projection
   heads p_v, p_a (SimCLR-style, so alignment does not smooth out the localisation space).
 * Positives (§3.2): V = {v, v_aug, v_conc}, A = {a, a_aug, a_conc}, all 9 pairs. v_aug: random image
@@ -32,8 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.base import MethodConfig, SoundLocalizer, l2
-from models.layers import init_heads, random_view, time_shift
+from models.layers import random_view, time_shift
 from models.registry import register_method
+from tools.errors import SoundLensError
 
 
 @dataclass
@@ -47,6 +49,11 @@ class SSLAlignConfig(MethodConfig):
     crop_min: float = 0.6  # SoundLens choice: v_aug crop side fraction in [crop_min, 1]
     jitter: float = 0.4  # SoundLens choice: v_aug brightness/contrast/saturation strength
     shift_max: float = 0.25  # SoundLens choice: a_aug circular time shift, fraction of the frames
+    # Eq. 1's mask M: "none" is M = 1, the paper's setting; "trimap" is the optional pseudo-mask Eq. 1
+    # allows, LVS' soft positive region sigmoid((A - epsilon) / mask_tau) (§2.3, ref. [2]).
+    loc_mask: str = "none"
+    epsilon: float = 0.65  # §2.3 (loc_mask "trimap")
+    mask_tau: float = 0.03  # §2.3 (loc_mask "trimap")
 
     official_image_preset: ClassVar[str] = "sslalign"
 
@@ -60,11 +67,14 @@ class SSLAlign(SoundLocalizer):
 
     def __init__(self, config: SSLAlignConfig):
         super().__init__(config)
+        if config.loc_mask not in ("none", "trimap"):
+            raise SoundLensError(f"loc_mask must be 'none' (M = 1) or 'trimap' (Eq. 1's pseudo-mask), got "
+                                 f"'{config.loc_mask}'")
         self.imgnet, self.audnet = self._encoders("resnet18_lvs", "resnet18_lvs")
         if config.projection:
             self.proj_img = _head(self.imgnet.out_channels, config.proj_dim)  # p_v (Eq. 2)
             self.proj_aud = _head(self.audnet.out_channels, config.proj_dim)  # p_a (Eq. 2)
-            init_heads(self.proj_img, self.proj_aud)
+            # PyTorch default init (SimCLR heads): the EZ-VSL std-0.01 init starts s_A collapsed.
 
     # --- features -----------------------------------------------------------------------
     def features(self, images: torch.Tensor, specs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,6 +87,14 @@ class SSLAlign(SoundLocalizer):
         if self.config.projection:
             v, a = self.proj_img(v), self.proj_aud(a)
         return l2(v), l2(a)
+
+    def localization_similarity(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """s_L (Eq. 1) of every image with every audio -> [B_v, B_a]; v [B, C, h, w], a [B, C] raw."""
+        maps = torch.einsum("nchw,mc->nmhw", l2(v), l2(a)).flatten(2)  # cosine of v^xy and a
+        if self.config.loc_mask == "none":
+            return maps.mean(dim=2)  # M = 1
+        m = torch.sigmoid((maps - self.config.epsilon) / self.config.mask_tau)  # soft pseudo-mask M
+        return (m * maps).sum(dim=2) / m.sum(dim=2)
 
     def heatmap(self, images, specs) -> torch.Tensor:
         v, a = self.features(images, specs)
@@ -117,15 +135,14 @@ class SSLAlign(SoundLocalizer):
         # One trunk pass per modality over all views.
         v_all = self.imgnet(torch.cat(img_views)).unflatten(0, (len(img_views), b))
         a_all = self.audnet(torch.cat(aud_views)).amax(dim=(2, 3)).unflatten(0, (len(aud_views), b))
-        v_loc = l2(v_all, dim=2).mean(dim=(3, 4))  # s_L: mean over positions of unit vectors (Eq. 1)
-        a_loc = l2(a_all, dim=2)
         v_al, a_al = self.aligned(v_all.flatten(0, 1), a_all.flatten(0, 1))
         v_al, a_al = v_al.unflatten(0, (len(img_views), b)), a_al.unflatten(0, (len(aud_views), b))
         target = torch.arange(b, device=images.device)
         loss_loc = loss_align = images.new_zeros(())
         for i in v_idx:  # Eq. 3: every (v_i, a_j) of V x A
             for j in a_idx:
-                loss_loc = loss_loc + F.cross_entropy(v_loc[i] @ a_loc[j].t() / cfg.tau, target)
+                loss_loc = loss_loc + F.cross_entropy(self.localization_similarity(v_all[i], a_all[j]) / cfg.tau,
+                                                      target)
                 loss_align = loss_align + F.cross_entropy(v_al[i] @ a_al[j].t() / cfg.tau, target)
         return {"loss": loss_loc + loss_align, "loc": loss_loc.detach(), "align": loss_align.detach(),
                 "conceptual": images.new_tensor(float(conc_img is not None))}

@@ -13,6 +13,7 @@ import torch
 import models
 from training.data import InMemory
 from training.engine import TrainConfig, fit, localization_hits
+from training.params import SHORT_RUN_OPTIONS
 from training.synth import SceneConfig
 from training.synth.pairs import SynthPairs
 
@@ -47,7 +48,7 @@ def heldout_scenes():
 ])
 def test_method_learns_to_localize(method, train_pairs, heldout_scenes):
     torch.manual_seed(0)
-    model = models.create(method, encoder="lite")
+    model = models.create(method, encoder="lite", **SHORT_RUN_OPTIONS.get(method, {}))
     before = localization_hits(model, heldout_scenes).float().mean().item()
     epochs, batch, lr = BUDGET.get(method, DEFAULT_BUDGET)
     history = fit(model, train_pairs, TrainConfig(epochs=epochs, batch_size=batch, lr=lr))

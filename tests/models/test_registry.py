@@ -55,13 +55,13 @@ def test_paper_constants():
 
 
 def test_lvs_map_is_14x14_and_trimap_excludes_positives():
-    from models.methods.lvs import trimap_logits
+    from models.layers import trimap_logits
 
     cfg = models.make_config("lvs")
     maps_all = torch.full((2, 2, 14, 14), -0.5)
     maps_all[0, 0] = maps_all[1, 1] = 0.9
     maps_pos = torch.stack([maps_all[0, 0], maps_all[1, 1]])
-    logits = trimap_logits(maps_pos, maps_all, cfg)
+    logits = trimap_logits(maps_pos, maps_all, cfg.epsilon, cfg.epsilon_neg, cfg.tau, cfg.logit_temperature)
     assert logits.shape == (2, 4)
     # matched pairs are not counted again among the easy negatives
     assert torch.isinf(logits[0, 1]) and torch.isinf(logits[1, 2])

@@ -117,3 +117,22 @@ def test_training_runs_in_the_engine_and_lowers_the_loss():
         out.backward()
         opt.step()
     assert loss() < 0.5 * before
+
+
+def test_localize_takes_the_motion_into_each_frame_from_the_frame_before():
+    torch.manual_seed(0)
+    batch = default_collate([video_pairs(2)[i] for i in range(2)])
+    previous, frames, wav = batch["frame"], batch["next_frame"], batch["waveform"]
+    model = models.create("sira", encoder="lite").train()  # batch statistics, as in the flow test above
+    with torch.no_grad():
+        moving = model.localize(frames, wav, 16000, previous_frames=previous)
+        still = model.localize(frames, wav, 16000)
+        images, specs = model.prepare(frames, wav, 16000)
+        expected = model.heatmap(images, specs, flow=model.prepare_flow(previous, frames))
+    torch.testing.assert_close(moving, expected)
+    assert (moving - still).abs().max() > 1e-3 * still.abs().max()
+    no_flow = models.create("sira", encoder="lite", flow=False).eval()
+    assert not any(name.startswith(("flownet", "attmodule")) for name in no_flow.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(no_flow.localize(frames, wav, 16000, previous_frames=previous),
+                                   no_flow.localize(frames, wav, 16000))

@@ -49,6 +49,19 @@ def test_loss_is_eq3_with_eq1_and_eq2():
     assert out["conceptual"] == 0
 
 
+def test_eq1_pseudo_mask_weights_the_positive_region():
+    torch.manual_seed(0)
+    model = models.create("sslalign", encoder="lite", loc_mask="trimap").eval()
+    v, a = torch.rand(3, 8, 5, 5), torch.rand(4, 8)
+    cos = torch.einsum("nchw,mc->nmhw", F.normalize(v, dim=1), F.normalize(a, dim=1)).flatten(2)
+    m = torch.sigmoid((cos - 0.65) / 0.03)  # LVS' soft positive region as Eq. 1's mask M
+    s_l = model.localization_similarity(v, a)
+    torch.testing.assert_close(s_l, (m * cos).sum(2) / m.sum(2))
+    assert s_l.shape == (3, 4) and (s_l >= cos.mean(2) - 1e-6).all()  # the mask favours the high-cosine region
+    with pytest.raises(SoundLensError, match="loc_mask"):
+        models.create("sslalign", encoder="lite", loc_mask="box")
+
+
 def test_neighbours_mine_store_and_draw(tmp_path):
     torch.manual_seed(0)
     encoder = models.create("ezvsl", encoder="lite")

@@ -45,6 +45,11 @@ class StandInModel(nn.Module):
         self.scale = nn.Parameter(torch.ones(()))
         self.delay = delay
         self.calls = 0
+        self.seen: list[tuple[np.ndarray, np.ndarray | None]] = []  # (frames, previous_frames) of each call
+
+    def localize(self, frames, waveforms, sample_rate, previous_frames=None):
+        self.seen.append((np.array(frames), None if previous_frames is None else np.array(previous_frames)))
+        return self.heatmap(*self.prepare(frames, waveforms, sample_rate))
 
     def prepare(self, frames, waveforms, sample_rate):
         x = torch.as_tensor(np.asarray(frames)).permute(0, 3, 1, 2).float().div(255)

@@ -115,6 +115,21 @@ def test_slow_model_drops_stale_work_and_latency_stays_bounded():
     assert lat["p99"] < 100, lat  # ms: the frame used is always the newest one
 
 
+def test_worker_gives_the_model_the_frame_before_each_frame():
+    # motion input (SIRA's flow): every inference on a 25 fps file gets the frame just before it
+    source = SyntheticSource(SyntheticConfig(seconds=2, fps=25, image_size=64))
+    model = StandInModel()
+    config = LiveConfig(worker=WorkerConfig(hop=0), publisher=PublisherConfig(address=ANY_PORT))
+    pipeline = LivePipeline(model, source, source, config)
+    run_collecting(pipeline)
+    assert len(model.seen) >= 20
+    pairs = list(zip(model.seen, model.seen[1:]))
+    with_previous = [(a, b) for a, b in pairs if b[1] is not None]
+    assert len(with_previous) >= len(pairs) - 1
+    for (frames_before, _), (_, previous) in with_previous:
+        np.testing.assert_array_equal(previous, frames_before)
+
+
 def test_looping_keeps_one_timeline():
     source = SyntheticSource(SyntheticConfig(seconds=0.4, fps=25, image_size=32, realtime=False, loop=True))
     source.pacer.release()  # no consumer: run free

@@ -118,6 +118,9 @@ def _accuracy_arguments(parser) -> None:
     parser.add_argument("--gallery", type=int, default=A.gallery, help="test scenes in gallery.png")
     parser.add_argument("--out", default=A.out, metavar="DIR", help=f"output folder (default {A.out})")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    parser.add_argument("--paper-options", dest="short_run_options", action="store_false",
+                        help="train with every paper default, not training.params.SHORT_RUN_OPTIONS (step-counted "
+                             "horizons such as SLAVC's EMA momentum scaled to a short run)")
 
 
 def _run_accuracy(args) -> int:
@@ -136,12 +139,15 @@ def _run_accuracy(args) -> int:
              ("--val-pairs", args.val_pairs), ("--protocol", args.protocol), ("--seed", args.seed)]
     if args.device:
         flags.append(("--device", args.device))
-    command = "soundlens bench accuracy " + " ".join(f"{k} {shlex.quote(str(v))}" for k, v in flags)
+    if not args.short_run_options:
+        flags.append(("--paper-options", None))
+    command = "soundlens bench accuracy " + " ".join(k if v is None else f"{k} {shlex.quote(str(v))}" for k, v in flags)
     cfg = AccuracyConfig(methods=methods, data=args.data, pairs=args.pairs, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, encoder=args.encoder, image_size=args.image_size,
                          test_pairs=args.test_pairs, val_pairs=args.val_pairs, protocol=args.protocol,
                          seed=args.seed, device=args.device, workers=args.workers, gallery=args.gallery,
-                         out=args.out, progress=args.progress, command=command)
+                         out=args.out, progress=args.progress, short_run_options=args.short_run_options,
+                         command=command)
     run_accuracy(cfg)
     out = Path(args.out)
     print((out / "accuracy.md").read_text())
