@@ -2,8 +2,8 @@
 score it on one held-out test split; writes a Markdown + JSON table and PNG plots.
 
 The default budget is the one the learning test uses (tests/models/test_learning.py: lite
-encoder, 112 px, 2000 pairs, 4 epochs, batch 32, lr 5e-4), so the table shows what each method
-reaches on a CPU-sized run, not the papers' numbers. The test split has 2-3 objects per scene, so
+encoder, 112 px, 2000 pairs, 3 epochs, batch 32, Adam lr 1e-3, training.params.SHORT_RUN_OPTIONS),
+so the table shows what each method reaches on a CPU-sized run, not the papers' numbers. The test split has 2-3 objects per scene, so
 the pointing game has a baseline: a random visible object is right about 42 % of the time.
 
 Outputs in OUT: accuracy.json, accuracy.md, success_curve.png (fraction of samples with cIoU >= t
@@ -37,9 +37,9 @@ class AccuracyConfig:
     methods: tuple[str, ...] = ("ezvsl", "lvs")
     data: str = "procedural"
     pairs: int = 2000
-    epochs: int = 4
+    epochs: int = 3
     batch_size: int = 32
-    lr: float = 5e-4
+    lr: float = 1e-3
     encoder: str = "lite"
     image_size: int = 112
     test_pairs: int = 300
@@ -98,6 +98,9 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
         options = dict(SHORT_RUN_OPTIONS.get(method, {})) if cfg.short_run_options else {}
         run = RunConfig(method=method, data=_train_spec(cfg), out=str(run_dir), encoder=cfg.encoder, model=options,
                         val_pairs=cfg.val_pairs, protocol=cfg.protocol, device=cfg.device,
+                        # cIoU >= 0.5 is almost always 0 on these small objects (the median threshold
+                        # marks half the frame), so it cannot pick an epoch; the pointing game can.
+                        select_metric="hit_rate",
                         resume=(run_dir / "resume.safetensors").is_file(), progress=cfg.progress,
                         tensorboard=False,
                         train=TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,

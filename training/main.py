@@ -338,7 +338,7 @@ def _validate_and_save(config, model, val, epoch, best, global_step, spec, out):
         value = metrics[config.select_metric]
         value = -math.inf if value is None or not math.isfinite(value) else value
         previous = -math.inf if best is None or best.get("value") is None else best["value"]
-        improved = best is None or value > previous
+        improved = best is None or value >= previous  # a tie goes to the later epoch (trained longer)
         if improved:
             models.save(model, out / "best.safetensors", trained_on=_jsonable({**trained_on, "best_epoch": epoch}))
     return metrics, improved
