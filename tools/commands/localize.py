@@ -34,14 +34,13 @@ def localize_files(model_name: str, image: str, audio: str, out: str, device: st
     frame = load_image(image)
     wav, rate = load_audio(audio)
     with torch.inference_mode():
-        images, specs = model.prepare(frame[None], wav[None], rate)
-        native = model.heatmap(images, specs).float()
+        native = model.localize(frame[None], wav[None], rate).float()
         heat = models.minmax(models.resize_map(native, frame.shape[:2], mode="bilinear"))[0].cpu().numpy()
     peaks = top_peaks(heat, top_k)
-    out = overlay_heatmap(frame, heat, peaks=peaks)
+    overlay = overlay_heatmap(frame, heat, peaks=peaks)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(out).save(path)
+    Image.fromarray(overlay).save(path)
     where = ", ".join(f"({x:.3f}, {y:.3f})" for x, y in peaks)
     print(f"{path}: {model.method} heatmap over {frame.shape[1]}x{frame.shape[0]} frame; peak at {where} "
           f"(x, y as fractions of width, height)")
