@@ -48,7 +48,13 @@ SHORT_RUN_OPTIONS: dict[str, dict] = {
     # image's mean value vector to every position, a shortcut that lowers the trimap loss without
     # localising (hit rate 0.41). Without the flow branch: 0.63.
     "sira": {"flow": False},
+    # The false-negative top-k is a fraction of the batch: 20 of the paper's 256; 3 of our 32.
+    "jsa": {"reciprocal_k": 3},
 }
+# Learning rates that differ from the short runs' Adam 1e-3. JSA's slots collapse to one vector for
+# every clip within ~10 steps at 1e-3 or 1e-4 (InfoNCE stuck at ln B); at the paper's 5e-5 (§2.8)
+# they do not.
+SHORT_RUN_LR: dict[str, float] = {"jsa": 5e-5}
 
 
 @dataclass

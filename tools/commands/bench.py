@@ -103,7 +103,8 @@ def _accuracy_arguments(parser) -> None:
     parser.add_argument("--pairs", type=int, default=A.pairs, help=f"training pairs (default {A.pairs})")
     parser.add_argument("--epochs", type=int, default=A.epochs, help=f"epochs per method (default {A.epochs})")
     parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=A.batch_size)
-    parser.add_argument("--lr", type=float, default=A.lr)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="learning rate for every method (default 1e-3, or the method's training.params.SHORT_RUN_LR)")
     parser.add_argument("--encoder", default=A.encoder, help=f"trunk for every method (default {A.encoder})")
     parser.add_argument("--image-size", "--image_size", dest="image_size", type=int, default=A.image_size,
                         help=f"procedural frame side in px (default {A.image_size})")
@@ -134,9 +135,11 @@ def _run_accuracy(args) -> int:
             raise SoundLensError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     # The full command (every setting spelled out), so the report says exactly how to remake it.
     flags = [("--methods", ",".join(methods)), ("--data", args.data), ("--pairs", args.pairs),
-             ("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--lr", args.lr),
+             ("--epochs", args.epochs), ("--batch-size", args.batch_size),
              ("--encoder", args.encoder), ("--image-size", args.image_size), ("--test-pairs", args.test_pairs),
              ("--val-pairs", args.val_pairs), ("--protocol", args.protocol), ("--seed", args.seed)]
+    if args.lr is not None:
+        flags.append(("--lr", args.lr))
     if args.device:
         flags.append(("--device", args.device))
     if not args.short_run_options:
