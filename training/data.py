@@ -184,6 +184,10 @@ class FolderClips(Dataset):
     def ids(self) -> list[str]:
         return self.folder.ids
 
+    @property
+    def root(self) -> Path:
+        return Path(self.spec.root)
+
     def __len__(self) -> int:
         return len(self.folder)
 
@@ -223,8 +227,9 @@ def collate_clips(items: list[dict]) -> dict:
                and len(set(rates)) == 1)
     if uniform:
         return default_collate(items)
-    rest = {k: default_collate([it[k] for it in items]) for k in items[0] if k not in ("frame", "waveform")}
-    rest.update(frame=frames, waveform=waves)
+    listed = ("frame", "waveform", "conc_frame", "conc_waveform")  # conceptual positives: the same rule
+    rest = {k: default_collate([it[k] for it in items]) for k in items[0] if k not in listed}
+    rest.update({k: [it[k] for it in items] for k in listed if k in items[0]})
     return rest
 
 
@@ -243,20 +248,25 @@ class DataInfo:
 
 
 def train_data(spec: DataSpec | str, global_batch: int, rank: int = 0, world_size: int = 1, workers: int = 0,
-               seed: int = 0) -> DataInfo:
+               seed: int = 0, neighbours: str | Path | None = None) -> DataInfo:
     """The training loader of this rank.
 
     `global_batch` is the batch over the whole job, split evenly across ranks (EZ-VSL's rule:
     its 128 is divided among the GPUs, realtime_ecosystem.md §F), so a run's optimisation does not
     depend on the number of processes. A DistributedSampler shards and shuffles by (seed, epoch)
     even for one process, so --resume continues the same order; ragged last batches are dropped
-    so every rank steps the same number of times with equal shards.
+    so every rank steps the same number of times with equal shards. `neighbours`: a neighbour
+    index (`soundlens data neighbours`) whose conceptual positives join every item (SSL-Align).
     """
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     if global_batch < world_size or global_batch % world_size:
         raise SoundLensError(f"--batch-size {global_batch} must be a multiple of the {world_size} processes")
     per_rank = global_batch // world_size
     dataset = build_dataset(spec)
+    if neighbours is not None:
+        from training.neighbours import ConceptualPositives, NeighbourIndex
+
+        dataset = ConceptualPositives(dataset, NeighbourIndex.load(neighbours))
     if len(dataset) < global_batch:
         raise SoundLensError(f"{spec.text} has {len(dataset)} clips, fewer than --batch-size {global_batch}; "
                              "use more data or a smaller batch")

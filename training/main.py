@@ -181,6 +181,22 @@ def _check_resume(config: RunConfig, out: Path) -> bool:
     return config.resume and state.is_file()
 
 
+def _neighbour_index(config: RunConfig, spec) -> Path | None:
+    """The neighbour index to train with: --neighbours, else the one next to a folder dataset for
+    SSL-Align (the place `soundlens data neighbours` writes it)."""
+    if config.neighbours:
+        path = Path(config.neighbours)
+        if not path.is_file():
+            raise SoundLensError(f"--neighbours {path} does not exist; make it with 'soundlens data neighbours'")
+        return path
+    if config.method == "sslalign" and spec.kind != "procedural":
+        from training.neighbours import INDEX_NAME
+
+        path = Path(spec.root) / INDEX_NAME
+        return path if path.is_file() else None
+    return None
+
+
 def _same_config(stored: dict, current: dict, out: Path) -> None:
     diff = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
     if diff:
@@ -244,7 +260,10 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
     elif config.resume:
         _say(env, f"nothing to resume in {out}; starting a new run")
 
-    data = train_data(spec, t.batch_size, env.rank, env.world_size, t.num_workers, t.seed)
+    neighbours = _neighbour_index(config, spec)
+    if neighbours is not None:
+        _say(env, f"conceptual positives from {neighbours}")
+    data = train_data(spec, t.batch_size, env.rank, env.world_size, t.num_workers, t.seed, neighbours)
     val = _val_data(config, spec)
     if env.distributed:
         device_ids = [env.device.index] if env.device.type == "cuda" else None

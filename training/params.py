@@ -74,6 +74,9 @@ class RunConfig:
         device: cpu | cuda | cuda:N; None = CUDA when available.
         resume: continue from OUT/resume.safetensors.
         gather_negatives: contrastive negatives from every rank (training.distributed).
+        neighbours: neighbour index (`soundlens data neighbours`) that adds conceptual positives to
+            every item (SSL-Align, paper 2 §3.2). None: <data folder>/neighbours.npz when the method
+            is sslalign and that file exists.
         model: further method options (its config dataclass fields), e.g. {"tau": 0.05}.
         progress: tqdm bars on rank 0.
         tensorboard: also log to OUT/tensorboard when the tensorboard package is installed.
@@ -93,6 +96,7 @@ class RunConfig:
     device: str | None = None
     resume: bool = False
     gather_negatives: bool = False
+    neighbours: str | None = None
     model: dict = field(default_factory=dict)
     progress: bool = True
     tensorboard: bool = True
@@ -203,6 +207,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", help="validation protocol (default ezvsl)")
     parser.add_argument("--gather-negatives", "--gather_negatives", dest="gather_negatives", action="store_true",
                         default=None, help="contrastive negatives from all processes (ezvsl, lvs)")
+    parser.add_argument("--neighbours", metavar="INDEX",
+                        help="neighbour index for SSL-Align's conceptual positives (default: <data folder>/"
+                             "neighbours.npz when it exists; make one with 'soundlens data neighbours')")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--no-amp", dest="amp", action="store_false", default=None, help="no bf16 autocast on CUDA")
     parser.add_argument("--log-every", "--log_every", dest="log_every", type=int, help="steps between log records")

@@ -111,7 +111,11 @@ class SSLAlign(SoundLocalizer):
         if images is None and "conc_frame" in batch:
             rate = batch["sample_rate"]
             rate = int(rate[0]) if torch.is_tensor(rate) else int(rate)
-            images, specs = self.prepare(batch["conc_frame"], batch["conc_waveform"], rate, train=self.training)
+            frames, waves = batch["conc_frame"], batch["conc_waveform"]
+            if isinstance(frames, (list, tuple)):  # clips of different sizes (real videos): one at a time
+                pairs = [self.prepare(f[None], w[None], rate, train=self.training) for f, w in zip(frames, waves)]
+                return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+            images, specs = self.prepare(frames, waves, rate, train=self.training)
         return images, specs
 
     def loss(self, batch: dict) -> dict:

@@ -3,6 +3,8 @@
     soundlens data check-split TRAIN_LIST --test TEST_LIST   test clips inside a training list
     soundlens data prepare VIDEOS_DIR OUT_ROOT [--workers N] [--frames K] [--rate 16000]
                                                              videos -> frames/ + audio/ (official layout)
+    soundlens data neighbours SPEC (--checkpoint CKPT | --image-encoder F --audio-encoder F) [--k 10]
+                                                             SSL-Align's conceptual positives -> SPEC/neighbours.npz
 """
 
 from __future__ import annotations
@@ -34,6 +36,19 @@ def add_arguments(parser) -> None:
                          help="key frames per video (default 1: the middle frame; K > 1 also writes keyframes/<id>/)")
     prepare.add_argument("--rate", type=int, default=16000, help="wav sample rate in Hz (default 16000)")
     prepare.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    neigh = sub.add_parser(
+        "neighbours", help="mine each clip's top-k neighbours per modality (SSL-Align's conceptual positives)",
+        description="Embed every clip of SPEC with the encoder you name and store each clip's k nearest "
+                    "neighbours per modality (cosine) in SPEC/neighbours.npz, where 'soundlens train --method "
+                    "sslalign' finds it (paper 2 §3.2).")
+    neigh.add_argument("spec", metavar="SPEC", help="prepared folder (frames/ + audio/), optionally ',list=FILE'")
+    neigh.add_argument("--checkpoint", help="a SoundLens checkpoint whose embed() mines the neighbours")
+    neigh.add_argument("--image-encoder", help="local image-trunk weights (e.g. torchvision resnet18 .pth)")
+    neigh.add_argument("--audio-encoder", help="local audio-trunk weights")
+    neigh.add_argument("--arch", default="resnet18", help="trunk of the encoder files: resnet18 (default) or lite")
+    neigh.add_argument("--k", type=int, default=10, help="neighbours per clip (default 10)")
+    neigh.add_argument("-o", "--out", help="index file (default SPEC/neighbours.npz)")
+    neigh.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.set_defaults(_data_parser=parser)
 
 
@@ -41,6 +56,8 @@ def run(args) -> int:
     command = getattr(args, "data_command", None)
     if command == "prepare":
         return _run_prepare(args)
+    if command == "neighbours":
+        return _run_neighbours(args)
     if command != "check-split":
         args._data_parser.print_help()
         return 0
@@ -70,4 +87,23 @@ def _run_prepare(args) -> int:
     for rec in result.failed:
         print(f"  failed: {rec['file']}: {rec['reason']}")
     print(f"list of complete ids: {result.list_path}; report: {result.report_path}")
+    return 0
+
+
+def _run_neighbours(args) -> int:
+    from tools.errors import SoundLensError
+    from training.data import build_dataset, parse_spec
+    from training.neighbours import default_index_path, mine_neighbours
+
+    spec = parse_spec(args.spec)
+    if spec.kind == "procedural":
+        raise SoundLensError("data neighbours needs a prepared folder; write procedural pairs to one first "
+                             "('soundlens synth pairs N DIR')")
+    dataset = build_dataset(spec)
+    if not 1 <= args.k < len(dataset):
+        raise SoundLensError(f"--k must be between 1 and {len(dataset) - 1} (the folder has {len(dataset)} clips)")
+    index = mine_neighbours(dataset, k=args.k, checkpoint=args.checkpoint, image_encoder=args.image_encoder,
+                            audio_encoder=args.audio_encoder, arch=args.arch, device=args.device)
+    path = index.save(args.out or default_index_path(dataset))
+    print(f"wrote {path}: {len(index)} clips x {args.k} neighbours per modality")
     return 0
