@@ -127,13 +127,13 @@ class OfflineWorker(InferenceWorker):
 
     def _run_batch(self, images: list[np.ndarray], samples: list[np.ndarray],
                    previous: list[np.ndarray | None]) -> np.ndarray:
-        # A batch gets motion input only when every frame has its predecessor (all but the first frame).
-        complete = all(p is not None and p.shape == im.shape for p, im in zip(previous, images))
+        # A frame without a predecessor (the first one) stands in for it: no motion, as live.
+        before = [p if p is not None and p.shape == im.shape else im for p, im in zip(previous, images)]
         autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)
                     if self.device.type == "cuda" else contextlib.nullcontext())
         with torch.inference_mode(), autocast:
             maps = self.model.localize(np.stack(images), np.stack(samples), self.audio.sample_rate,
-                                       np.stack(previous) if complete else None)
+                                       np.stack(before))
         return maps.float().cpu().numpy()
 
 
