@@ -208,3 +208,27 @@ def test_bad_inputs_name_the_problem(checkpoint, tmp_path, capsys):
     assert ".mp4" in capsys.readouterr().err
     assert main(["analyze", str(silent), "-o", str(tmp_path / "x.mp4"), "--model", checkpoint, "--batch", "0"]) == 2
     assert "--batch" in capsys.readouterr().err
+
+
+def test_motion_methods_get_the_frame_before_each_frame(tmp_path):
+    # SIRA's flow branch: analyze hands each frame's predecessor to model.localize (the first frame
+    # stands in for its own); the moving square makes every real predecessor differ from its frame.
+    import models
+    from realtime.analyze import AnalyzeConfig, analyze_video
+
+    model = models.create("sira", encoder="lite").eval()
+    seen = []
+    original = model.localize
+
+    def recording(frames, waveforms, rate, previous_frames=None):
+        seen.append((np.array(frames), np.array(previous_frames)))
+        return original(frames, waveforms, rate, previous_frames)
+
+    model.localize = recording
+    src = write_clip(tmp_path / "clip.mp4", 1.5, Fraction(20), size=(96, 64))
+    analyze_video(model, src, tmp_path / "out.mp4", None, AnalyzeConfig(batch=4, hop=0, progress=False))
+    frames = np.concatenate([f for f, _ in seen])
+    previous = np.concatenate([p for _, p in seen])
+    assert len(frames) >= 20
+    np.testing.assert_array_equal(previous[1:], frames[:-1])  # hop 0: every frame, in order
+    assert all(np.abs(p.astype(int) - f.astype(int)).max() > 0 for p, f in zip(previous[1:], frames[1:]))
