@@ -127,6 +127,8 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
             "best_epoch": (summary["best"] or {}).get("epoch"), "checkpoint": ckpt,
             "params": int(sum(p.numel() for p in model.parameters())),
             "success_curve": [float(v) for v in metrics.success_curve(values)],
+            **({"success_curve_adap": [float(v) for v in metrics.success_curve(list(report["per_sample_adap"].values()))]}
+               if "per_sample_adap" in report else {}),
         }
         results.append(row)
         gallery_maps[method] = [pred.maps[it["id"]] for it in gallery_items]
@@ -213,22 +215,26 @@ def markdown_table(doc: dict) -> str:
 
 # --- plots: matplotlib when installed, else drawn with OpenCV ------------------------------------
 def plot_success(results: list[dict], path: Path) -> Path:
-    """Success rate (fraction of samples with cIoU >= t) against the threshold t, one line per method."""
+    """Success rate (fraction of samples with cIoU >= t) against the threshold t, one line per method;
+    with the adaptive (area-matched) threshold when every method has it, the informative one here."""
     from training.metrics import AUC_THRESHOLDS
 
     x = np.asarray(AUC_THRESHOLDS)
+    adaptive = bool(results) and all("success_curve_adap" in r for r in results)
+    curve, auc_key = ("success_curve_adap", "AUC_adap") if adaptive else ("success_curve", "AUC")
+    title = "Success rate vs cIoU threshold" + (" (adaptive)" if adaptive else "")
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return _plot_success_cv2(results, x, path)
+        return _plot_success_cv2(results, x, path, curve, auc_key, title)
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
     for k, r in enumerate(results):
         colour = tuple(c / 255 for c in PALETTE[k % len(PALETTE)])
-        ax.plot(x, r["success_curve"], marker="o", ms=3, color=colour, label=f"{r['method']} (AUC {_pct(r['AUC'])})")
-    ax.set(xlabel="cIoU threshold", ylabel="success rate", xlim=(0, 1), ylim=(0, 1), title="Success rate vs cIoU threshold")
+        ax.plot(x, r[curve], marker="o", ms=3, color=colour, label=f"{r['method']} (AUC {_pct(r[auc_key])})")
+    ax.set(xlabel="cIoU threshold", ylabel="success rate", xlim=(0, 1), ylim=(0, 1), title=title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -237,7 +243,7 @@ def plot_success(results: list[dict], path: Path) -> Path:
     return path
 
 
-def _plot_success_cv2(results: list[dict], x: np.ndarray, path: Path) -> Path:
+def _plot_success_cv2(results: list[dict], x: np.ndarray, path: Path, curve: str, auc_key: str, title: str) -> Path:
     import cv2
 
     w, h, left, right, top, bottom = 640, 480, 70, 20, 40, 60
@@ -256,17 +262,17 @@ def _plot_success_cv2(results: list[dict], x: np.ndarray, path: Path) -> Path:
     cv2.rectangle(img, px(0, 1), px(1, 0), (0, 0, 0), 1)
     cv2.putText(img, "cIoU threshold", (left + pw // 2 - 50, h - 15), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, "success rate", (5, top - 15), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, "Success rate vs cIoU threshold", (left + 120, 20), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, title, (left + 120, 20), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
     for k, r in enumerate(results):
         colour = PALETTE[k % len(PALETTE)][::-1]  # BGR
-        y = np.nan_to_num(np.asarray(r["success_curve"], dtype=float))
+        y = np.nan_to_num(np.asarray(r[curve], dtype=float))
         pts = np.array([px(a, b) for a, b in zip(x, y, strict=True)], np.int32)
         cv2.polylines(img, [pts], False, colour, 2, cv2.LINE_AA)
         for p in pts:
             cv2.circle(img, tuple(int(v) for v in p), 3, colour, -1, cv2.LINE_AA)
         ly = top + 20 + 18 * k  # legend, top right
         cv2.line(img, (w - right - 190, ly - 4), (w - right - 170, ly - 4), colour, 2, cv2.LINE_AA)
-        cv2.putText(img, f"{r['method']} (AUC {_pct(r['AUC'])})", (w - right - 165, ly), font, 0.45, (0, 0, 0), 1,
+        cv2.putText(img, f"{r['method']} (AUC {_pct(r[auc_key])})", (w - right - 165, ly), font, 0.45, (0, 0, 0), 1,
                     cv2.LINE_AA)
     cv2.imwrite(str(path), img)
     return path

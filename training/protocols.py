@@ -295,7 +295,8 @@ def score_maps(maps: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray | No
         "n_silent": n_silent,
     }
     if "adaptive" in protocol.extras:
-        report.update(cIoU_adap=metrics.fraction_at_least(adaptive.values()), AUC_adap=metrics.auc(adaptive.values()))
+        report.update(cIoU_adap=metrics.fraction_at_least(adaptive.values()), AUC_adap=metrics.auc(adaptive.values()),
+                      per_sample_adap=adaptive)
     if "iiou" in protocol.extras:
         groups = metrics.group_cious(cious, group_key)
         report.update(iIoU=metrics.iiou(groups), iAUC=metrics.iauc(groups))
