@@ -52,3 +52,25 @@ def test_cli_with_the_shipped_model(is3, tmp_path):
                          timeout=300)
     assert run.returncode == 0, run.stderr
     assert "peak at (" in run.stdout and out.is_file()
+
+
+def test_a_centre_crop_model_maps_onto_the_centre_of_a_wide_image(is3, tmp_path):
+    # LVS' preset resizes the short side and centre-crops (official_repos.md §2.3): its map and peaks
+    # belong to the central square of a wide image, and the sides keep the image's own pixels.
+    from tools.commands.localize import localize_files
+
+    image, sounds = is3
+    wide = np.zeros((160, 480, 3), np.uint8)
+    wide[:, 160:320] = np.asarray(Image.open(image).convert("RGB").resize((160, 160)))
+    wide[:, :160] = wide[:, 320:] = 90
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    torch.manual_seed(0)
+    ckpt = tmp_path / "lvs.safetensors"
+    models.save(models.create("lvs").eval(), ckpt)
+    peaks = localize_files(str(ckpt), str(tmp_path / "wide.png"), str(sounds[0]), str(tmp_path / "out.png"),
+                           device="cpu", top_k=3)
+    assert peaks and all(1 / 3 <= u <= 2 / 3 for u, _ in peaks)
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    # outside the square, beyond the reach of a peak ring and its score label
+    np.testing.assert_array_equal(out[:, :115], wide[:, :115])
+    np.testing.assert_array_equal(out[:, 365:], wide[:, 365:])

@@ -21,42 +21,32 @@ def run(args) -> int:
 
 def localize_files(model_name: str, image: str, audio: str, out: str, device: str | None = None,
                    top_k: int = 1) -> list[tuple[float, float]]:
-    """Heatmap of `audio` over `image`, written as an overlay PNG at `out`; returns the peaks (x, y)."""
+    """Heatmap of `audio` over `image`, written as an overlay PNG at `out`; returns the peaks (x, y)
+    as fractions of the width and height. The map is placed on the part of the image the model saw
+    and its peaks found as the live pipeline does (realtime.peaks), at the map's own resolution."""
     import torch
     from PIL import Image
 
     import models
+    from realtime.analyze import draw_result
+    from realtime.peaks import find_peaks, map_region, normalise
     from tools.media import load_audio, load_image
-    from tools.overlay import overlay_heatmap
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = models.load(model_name, device=device)
     frame = load_image(image)
     wav, rate = load_audio(audio)
     with torch.inference_mode():
-        native = model.localize(frame[None], wav[None], rate).float()
-        heat = models.minmax(models.resize_map(native, frame.shape[:2], mode="bilinear"))[0].cpu().numpy()
-    peaks = top_peaks(heat, top_k)
-    overlay = overlay_heatmap(frame, heat, peaks=peaks)
+        native = model.localize(frame[None], wav[None], rate)[0].float().cpu().numpy()
+    h, w = frame.shape[:2]
+    resize = getattr(model.image_preset, "resize", "square")
+    region = map_region(w, h, resize)
+    peaks = find_peaks(native, top_k, region=region, frame_size=(w, h))
+    result = {"heatmap": normalise(native)[0], "region": region, "peaks": peaks}
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(overlay).save(path)
-    where = ", ".join(f"({x:.3f}, {y:.3f})" for x, y in peaks)
-    print(f"{path}: {model.method} heatmap over {frame.shape[1]}x{frame.shape[0]} frame; peak at {where} "
+    Image.fromarray(draw_result(frame, result, resize)).save(path)
+    where = ", ".join(f"({p['u']:.3f}, {p['v']:.3f})" for p in peaks) or "none (flat map)"
+    print(f"{path}: {model.method} heatmap over {w}x{h} frame; peak at {where} "
           f"(x, y as fractions of width, height)")
-    return peaks
-
-
-def top_peaks(heat, k: int) -> list[tuple[float, float]]:
-    """Up to k local maxima of a [H, W] map (non-maximum suppressed), as normalised (x, y)."""
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-
-    t = torch.as_tensor(heat)[None, None]
-    h, w = heat.shape
-    size = max(3, (min(h, w) // 8) | 1)
-    is_max = (t == F.max_pool2d(t, size, stride=1, padding=size // 2))[0, 0].numpy()
-    ys, xs = np.nonzero(is_max)
-    order = np.argsort(-heat[ys, xs])[:k]
-    return [((xs[i] + 0.5) / w, (ys[i] + 0.5) / h) for i in order]
+    return [(p["u"], p["v"]) for p in peaks]
