@@ -30,13 +30,14 @@ def test_bench_accuracy_tiny_budget(tmp_path, capsys):
     assert [r["method"] for r in doc["results"]] == ["ezvsl", "lvs"]
     assert doc["n_test"] == 8 and doc["command"].startswith("soundlens bench accuracy --methods ezvsl,lvs")
     for r in doc["results"]:
-        for key in ("cIoU", "AUC", "mean_cIoU", "hit_rate", "a2i_R@1", "a2i_R@5", "a2i_R@10", "i2a_R@1",
+        for key in ("cIoU", "AUC", "cIoU_adap", "AUC_adap", "mean_cIoU", "hit_rate", "a2i_R@1", "a2i_R@5", "a2i_R@10", "i2a_R@1",
                     "i2a_R@5", "i2a_R@10"):
             assert 0.0 <= r[key] <= 1.0, (r["method"], key)
         assert r["train_time_s"] > 0 and r["epochs"] == 1 and len(r["success_curve"]) == 21
         assert r["success_curve"][0] == 1.0 and r["success_curve"] == sorted(r["success_curve"], reverse=True)
+        assert len(r["success_curve_adap"]) == 21 and r["lr"] == 1e-3 and r["options"] == {}
     table = (out / "accuracy.md").read_text()
-    assert "| method | cIoU | AUC |" in table and "| ezvsl |" in table and "| lvs |" in table
+    assert "| method | cIoU | AUC | adaptive cIoU | adaptive AUC |" in table and "| ezvsl |" in table and "| lvs |" in table
     assert doc["command"] in table and table in capsys.readouterr().out
     with Image.open(out / "success_curve.png") as img:
         assert img.size[0] >= 400 and img.size[1] >= 300
