@@ -62,6 +62,15 @@ def load_curve_keys(path: str | Path) -> tuple[bytes, bytes]:
     return public, secret
 
 
+def close_socket(sock, ctx) -> tuple[None, None]:
+    """Close a ZeroMQ socket without lingering, then terminate its context; returns (None, None)."""
+    if sock is not None:
+        sock.close(0)
+    if ctx is not None:
+        ctx.term()
+    return None, None
+
+
 @dataclass
 class PublisherConfig:
     address: str = DEFAULT_ADDRESS
@@ -193,12 +202,7 @@ class Publisher:
                 self._cond.notify_all()
             self._thread.join(timeout=2.0)
             self._thread = None
-        if self._sock is not None:
-            self._sock.close(0)
-            self._sock = None
-        if self._ctx is not None:
-            self._ctx.term()
-            self._ctx = None
+        self._sock, self._ctx = close_socket(self._sock, self._ctx)
 
     def __enter__(self) -> Publisher:
         return self.start()

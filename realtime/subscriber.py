@@ -18,7 +18,7 @@ from pathlib import Path
 import zmq
 
 from realtime import wire
-from realtime.publisher import DEFAULT_ADDRESS
+from realtime.publisher import DEFAULT_ADDRESS, close_socket
 
 
 @dataclass
@@ -166,12 +166,7 @@ class Subscriber:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             self._thread = None
-        if self._sock is not None:
-            self._sock.close(0)
-            self._sock = None
-        if self._ctx is not None:
-            self._ctx.term()
-            self._ctx = None
+        self._sock, self._ctx = close_socket(self._sock, self._ctx)
 
     def __enter__(self) -> Subscriber:
         return self.start()
