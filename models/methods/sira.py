@@ -120,6 +120,7 @@ class SIRA(SoundLocalizer):
         return (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
     def _flow(self, batch: dict, images: torch.Tensor) -> torch.Tensor | None:
+        """The batch's flow (given, or from `next_frame`); None: no motion (zero flow in _forward)."""
         if not self.config.flow:
             return None
         if batch.get("flow") is not None:
@@ -127,7 +128,7 @@ class SIRA(SoundLocalizer):
         if batch.get("next_frame") is not None:  # images are plain resizes, so the key frame is exact
             nxt = self._resized_uint8(prepare_images(batch["next_frame"], self.image_preset, device="cpu"))
             return flow_batch(self._resized_uint8(images), nxt).div(self.config.flow_scale).to(images)
-        return images.new_zeros(images.shape[0], 2, *images.shape[-2:])
+        return None
 
     # --- the three stages ---------------------------------------------------------------
     def _attend(self, img, flow_feat, att_name: str) -> torch.Tensor:
@@ -141,7 +142,10 @@ class SIRA(SoundLocalizer):
         aud_map = self.audnet(specs)  # [B, C, h_a, w_a], kept spatial (§2.7)
         aud = l2(aud_map.amax(dim=(2, 3)))
         aud_map = F.interpolate(aud_map, size=img.shape[-2:], mode="bilinear", align_corners=False)
-        flow_feat = self.flownet(flow) if self.config.flow else None
+        flow_feat = None
+        if self.config.flow:  # no flow given: zero flow (no motion)
+            flow = images.new_zeros(images.shape[0], 2, *images.shape[-2:]) if flow is None else flow.to(images)
+            flow_feat = self.flownet(flow)
         att1 = self._attend(img, flow_feat, "attmodule")
         # Audio-visual spatial integration: img + img * minmax(audio map) (§2.7; per sample here).
         img_av = img + img * minmax(aud_map.flatten(1, 2)).view_as(aud_map)
@@ -162,13 +166,10 @@ class SIRA(SoundLocalizer):
 
     def heatmap(self, images, specs, flow: torch.Tensor | None = None) -> torch.Tensor:
         """Sum of the three stages' maps [B, h, w]; `flow` from `prepare_flow` (None: zero flow)."""
-        if flow is None:
-            flow = images.new_zeros(images.shape[0], 2, *images.shape[-2:])
-        return self._forward(images, specs, flow.to(images))["map"]
+        return self._forward(images, specs, flow)["map"]
 
     def embed(self, images, specs):
-        flow = images.new_zeros(images.shape[0], 2, *images.shape[-2:])
-        out = self._forward(images, specs, flow)
+        out = self._forward(images, specs, None)
         return l2(out["img_it"].amax(dim=(2, 3))), out["aud"]
 
     def loss(self, batch: dict) -> dict:

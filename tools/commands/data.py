@@ -98,7 +98,7 @@ def _run_neighbours(args) -> int:
     spec = parse_spec(args.spec)
     if spec.kind == "procedural":
         raise SoundLensError("data neighbours needs a prepared folder; write procedural pairs to one first "
-                             "('soundlens synth pairs N DIR')")
+                             "('soundlens synth pairs --n N --out DIR')")
     dataset = build_dataset(spec)
     if not 1 <= args.k < len(dataset):
         raise SoundLensError(f"--k must be between 1 and {len(dataset) - 1} (the folder has {len(dataset)} clips)")
