@@ -39,7 +39,7 @@ class AccuracyConfig:
     pairs: int = 2000
     epochs: int = 3
     batch_size: int = 32
-    lr: float | None = None  # None: 1e-3, or the method's training.params.SHORT_RUN_LR
+    lr: float | None = None  # None: each method's training.params.short_run_lr
     encoder: str = "lite"
     image_size: int = 112
     test_pairs: int = 300
@@ -78,7 +78,7 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
     from training.data import eval_data
     from training.engine import TrainConfig, annotations_of, predict, retrieval_report, score_annotated
     from training.main import train
-    from training.params import SHORT_RUN_LR, SHORT_RUN_OPTIONS, RunConfig
+    from training.params import SHORT_RUN_OPTIONS, RunConfig, short_run_lr
 
     if not cfg.methods:
         raise SoundLensError("--methods is empty; name at least one method (see 'soundlens models')")
@@ -96,7 +96,7 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
     for k, method in enumerate(cfg.methods):
         run_dir = out / "runs" / method
         options = dict(SHORT_RUN_OPTIONS.get(method, {})) if cfg.short_run_options else {}
-        lr = cfg.lr if cfg.lr is not None else SHORT_RUN_LR.get(method, 1e-3)
+        lr = cfg.lr if cfg.lr is not None else short_run_lr(method)
         run = RunConfig(method=method, data=_train_spec(cfg), out=str(run_dir), encoder=cfg.encoder, model=options,
                         val_pairs=cfg.val_pairs, protocol=cfg.protocol, device=cfg.device,
                         # cIoU >= 0.5 is almost always 0 on these small objects (the median threshold

@@ -57,6 +57,11 @@ SHORT_RUN_OPTIONS: dict[str, dict] = {
 SHORT_RUN_LR: dict[str, float] = {"jsa": 5e-5}
 
 
+def short_run_lr(method: str) -> float:
+    """Adam learning rate of `method` in a short run: 1e-3 unless SHORT_RUN_LR names another."""
+    return SHORT_RUN_LR.get(method, 1e-3)
+
+
 @dataclass
 class RunConfig:
     """One training run.

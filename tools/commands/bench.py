@@ -104,7 +104,8 @@ def _accuracy_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=A.epochs, help=f"epochs per method (default {A.epochs})")
     parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=A.batch_size)
     parser.add_argument("--lr", type=float, default=None,
-                        help="learning rate for every method (default 1e-3, or the method's training.params.SHORT_RUN_LR)")
+                        help="learning rate for every method (default: each method's training.params.short_run_lr, 1e-3 "
+                             "unless SHORT_RUN_LR names another)")
     parser.add_argument("--encoder", default=A.encoder, help=f"trunk for every method (default {A.encoder})")
     parser.add_argument("--image-size", "--image_size", dest="image_size", type=int, default=A.image_size,
                         help=f"procedural frame side in px (default {A.image_size})")
