@@ -17,6 +17,7 @@ positive (models/methods/sslalign.py).
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,10 +56,13 @@ class NeighbourIndex:
     def load(cls, path: str | Path) -> NeighbourIndex:
         path = Path(path)
         if not path.is_file():
-            raise SoundLensError(f"neighbour index not found: {path}; mine one with "
-                                 "training.neighbours.mine_neighbours")
-        with np.load(path, allow_pickle=False) as z:
-            return cls(z["image"], z["audio"], [str(i) for i in z["ids"]], json.loads(str(z["meta"])))
+            raise SoundLensError(f"neighbour index not found: {path}; mine one with 'soundlens data neighbours'")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return cls(z["image"], z["audio"], [str(i) for i in z["ids"]], json.loads(str(z["meta"])))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:  # never unpickled: allow_pickle=False
+            raise SoundLensError(f"{path} is not a readable neighbour index ({err}); mine it again with "
+                                 "'soundlens data neighbours'") from None
 
 
 def default_index_path(dataset) -> Path:

@@ -49,3 +49,12 @@ def test_neighbours_errors_name_the_fix(folder, tmp_path, capsys):
     assert main(["train", "--method", "sslalign", "--data", str(folder), "--neighbours", str(tmp_path / "no.npz"),
                  "--encoder", "lite", "--out", str(tmp_path / "r")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_corrupt_index_is_one_error_that_names_the_fix(folder, tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an index")
+    assert main(["train", "--method", "sslalign", "--data", str(folder), "--neighbours", str(bad), "--encoder", "lite",
+                 "--epochs", "1", "--batch-size", "8", "--no-progress", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable neighbour index" in err and "soundlens data neighbours" in err and "Traceback" not in err
