@@ -11,7 +11,7 @@ APT_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins \
 	xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test test-all setup system-deps lint clean
+.PHONY: demo test test-all test-robust setup system-deps lint clean
 
 demo: setup
 	$(PY) -m tools.main demo --out $(DEMO_OUT)
@@ -21,7 +21,12 @@ test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-all: setup
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -m "" $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -m "not robust" $(PYTEST_ARGS)
+
+# The learning tests over seeds {0,1,2} x ATEN_CPU_CAPABILITY {default,avx2} x threads {1,2};
+# writes bench_results/robust/<method>.{md,json}. About 40 minutes on 2 cores.
+test-robust: setup
+	$(PY) -m pytest -q -s -p no:cacheprovider -m robust tests/models/test_learning.py $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

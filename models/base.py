@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -51,6 +52,9 @@ class SoundLocalizer(nn.Module):
     """
 
     method: ClassVar[str] = ""
+    # Why `loss(batch, gather=...)` cannot use the whole job's negatives; None when it can
+    # (open_clip's ClipLoss pattern, style.md §2: the loss gathers, one code path for 1 or N ranks).
+    cannot_gather: ClassVar[str | None] = "it defines no gathered loss"
 
     def __init__(self, config: MethodConfig):
         super().__init__()
@@ -97,11 +101,21 @@ class SoundLocalizer(nn.Module):
     def embed(self, images: torch.Tensor, specs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def loss(self, batch: dict) -> dict:
+    def loss(self, batch: dict, gather: Callable | None = None) -> dict:
+        """Training loss terms. `batch` may hold `global_step` (the trainer's step count, for
+        step-scheduled terms). `gather` (methods with `cannot_gather = None`) maps a local feature
+        batch [b, ...] to the whole job's [world * b, ...], keeping the local gradient."""
         raise NotImplementedError
 
-    def forward(self, batch: dict) -> dict:
-        return self.loss(batch)
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Image feature map [B, C, h, w] the heatmap is computed from (SSL-Align's neighbour search)."""
+        raise NotImplementedError
+
+    def after_step(self) -> None:
+        """Called by the trainer after every optimizer step (SLAVC's momentum encoders)."""
+
+    def forward(self, batch: dict, gather: Callable | None = None) -> dict:
+        return self.loss(batch) if gather is None else self.loss(batch, gather=gather)
 
 
 def l2(x: torch.Tensor, dim: int = 1) -> torch.Tensor:

@@ -173,3 +173,24 @@ def load_pretrained(encoder: nn.Module, path: str | Path) -> None:
     if missing or unexpected:
         raise SoundLensError(f"{path} does not match the encoder: missing {missing[:5]}, unexpected "
                              f"{unexpected[:5]} ({len(missing)} / {len(unexpected)} keys)")
+
+
+def cell_geometry(trunk: nn.Module) -> tuple[float, float]:
+    """Where an image trunk's output cells look: cell k (along either axis) has its receptive-field
+    centre at `stride * k + offset` input pixels (continuous coordinates, pixel p spans [p, p + 1)).
+
+    Derived from the layers on the main path, input to output: each Conv2d / MaxPool2d maps its output
+    index j to input index `s * j + d * (k - 1) / 2 - p`. Strided layers with symmetric padding put the
+    centre at the top-left corner of the cell's block, not at its middle (`stride * (k + 0.5)`, where
+    resizing the map to the image draws it): ResNet-18 `offset` 0.5 at stride 32 (15.5 px off at 224),
+    the lite trunk 0.5 at stride 8 (3.5 px off at 112). Residual downsample branches align with the
+    main path and are skipped.
+    """
+    scale, shift = 1.0, 0.0
+    for name, m in trunk.named_modules():
+        if "downsample" in name or not isinstance(m, (nn.Conv2d, nn.MaxPool2d)):
+            continue
+        k, s, p, d = (v if isinstance(v, int) else v[0] for v in (m.kernel_size, m.stride, m.padding, m.dilation))
+        shift += scale * (d * (k - 1) / 2 - p)
+        scale *= s
+    return scale, shift + 0.5

@@ -13,6 +13,7 @@ green), runs/<method>/ (each training run; an interrupted benchmark resumes them
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
@@ -47,6 +48,7 @@ class AccuracyConfig:
     val_pairs: int = 100
     protocol: str = "sslalign"  # median cIoU/AUC plus the adaptive (area-matched) threshold, §2.4
     seed: int = 0
+    seeds: tuple[int, ...] = ()  # several seeds: mean ± std and min per method (empty: just `seed`)
     device: str | None = None
     workers: int = 0
     gallery: int = 6
@@ -70,15 +72,14 @@ def _test_spec(cfg: AccuracyConfig) -> str:
 
 
 def run_accuracy(cfg: AccuracyConfig) -> dict:
-    """Train and score each method; write the outputs; return the JSON document."""
+    """Train and score each method for each seed; write the outputs; return the JSON document.
+
+    With several seeds, each seed's runs go to OUT/seed<S>/ and every metric is reported as mean,
+    sample standard deviation and minimum over the seeds (`results[i]["spread"]`)."""
     import torch
 
     import models
-    from training import metrics, protocols
     from training.data import eval_data
-    from training.engine import TrainConfig, annotations_of, predict, retrieval_report, score_annotated
-    from training.main import train
-    from training.params import SHORT_RUN_OPTIONS, RunConfig, short_run_lr
 
     if not cfg.methods:
         raise SoundLensError("--methods is empty; name at least one method (see 'soundlens models')")
@@ -89,10 +90,42 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
         raise SoundLensError(f"--pairs {cfg.pairs} is smaller than --batch-size {cfg.batch_size}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    proto = protocols.get(cfg.protocol)
     test = eval_data(_test_spec(cfg))
-    results, gallery_maps = [], {}
+    seeds = tuple(cfg.seeds) or (cfg.seed,)
+    per_seed, gallery_maps, ann = {}, {}, None
     gallery_items = [test.dataset[i] for i in range(min(cfg.gallery, len(test.dataset)))]
+    for seed in seeds:
+        seed_cfg = dataclasses.replace(cfg, seed=seed)
+        seed_out = out / f"seed{seed}" if len(seeds) > 1 else out
+        rows, maps, ann = _run_methods(seed_cfg, test, gallery_items, seed_out)
+        per_seed[seed] = rows
+        if not gallery_maps:
+            gallery_maps = maps
+    results = per_seed[seeds[0]] if len(seeds) == 1 else aggregate_seeds(per_seed)
+    doc = {
+        "benchmark": "accuracy", "command": cfg.command, "config": asdict(cfg), "train_data": _train_spec(cfg),
+        "test_data": _test_spec(cfg), "protocol": cfg.protocol, "n_test": len(test.dataset), "seeds": list(seeds),
+        "device": str(_device(cfg.device)), "torch": torch.__version__, "python": platform.python_version(),
+        "machine": platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "results": results,
+    }
+    (out / "accuracy.json").write_text(json.dumps(_jsonable(doc), indent=2) + "\n")
+    (out / "accuracy.md").write_text(markdown_table(doc))
+    plot_success(results, out / "success_curve.png")
+    draw_gallery(gallery_items, ann, gallery_maps, out / "gallery.png")
+    return doc
+
+
+def _run_methods(cfg: AccuracyConfig, test, gallery_items: list[dict], out: Path):
+    """Train and score every method with `cfg.seed`; (result rows, gallery maps, annotations)."""
+    import models
+    from training import protocols
+    from training.engine import TrainConfig, annotations_of, predict
+    from training.main import train
+    from training.params import SHORT_RUN_OPTIONS, RunConfig, short_run_lr, short_run_schedule
+
+    proto = protocols.get(cfg.protocol)
+    results, gallery_maps, ann = [], {}, None
     for k, method in enumerate(cfg.methods):
         run_dir = out / "runs" / method
         options = dict(SHORT_RUN_OPTIONS.get(method, {})) if cfg.short_run_options else {}
@@ -105,46 +138,86 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
                         resume=(run_dir / "resume.safetensors").is_file(), progress=cfg.progress,
                         tensorboard=False,
                         train=TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=lr, seed=cfg.seed,
-                                          num_workers=cfg.workers))
-        print(f"[{k + 1}/{len(cfg.methods)}] {method}", flush=True)
+                                          num_workers=cfg.workers,
+                                          lr_schedule=short_run_schedule(method) if cfg.short_run_options
+                                          else "constant"))
+        print(f"[{k + 1}/{len(cfg.methods)}] {method} (seed {cfg.seed})", flush=True)
         summary = train(run)
         ckpt = summary["best_path"] or summary["latest"]
         model = models.load(ckpt, device=_device(cfg.device))
         t0 = time.perf_counter()
         pred = predict(model, test.dataset, batch_size=64, embed=True, workers=cfg.workers)
         ann = annotations_of(test, pred)
-        report = score_annotated(ann, pred.maps, proto, maps_source=test.spec.text)
-        retrieval = retrieval_report(pred, ann, [i for i in ann.ids if i in pred.maps]) or {}
-        values = list(report["per_sample"].values())
-        row = {
-            "method": method, "options": options, "lr": lr, "cIoU": report["cIoU"], "AUC": report["AUC"],
-            "mean_cIoU": report["mean_cIoU"],
-            "hit_rate": report["hit_rate"], "cIoU_adap": report.get("cIoU_adap"), "AUC_adap": report.get("AUC_adap"),
-            **{k2: v for k2, v in retrieval.items() if "@" in k2},
-            "train_time_s": float(sum(h.get("train_time_s", 0.0) for h in summary["history"])),
-            "eval_time_s": time.perf_counter() - t0, "epochs": cfg.epochs,
-            "best_epoch": (summary["best"] or {}).get("epoch"), "checkpoint": ckpt,
-            "params": int(sum(p.numel() for p in model.parameters())),
-            "success_curve": [float(v) for v in metrics.success_curve(values)],
-        }
-        if "per_sample_adap" in report:  # the protocol's adaptive threshold: the informative curve here
-            row["success_curve_adap"] = [float(v) for v in metrics.success_curve(list(report["per_sample_adap"].values()))]
+        row = _score_row(method, options, lr, cfg, pred, ann, proto, test.spec.text)
+        row.update(train_time_s=float(sum(h.get("train_time_s", 0.0) for h in summary["history"])),
+                   eval_time_s=time.perf_counter() - t0, best_epoch=(summary["best"] or {}).get("epoch"),
+                   checkpoint=ckpt, params=int(sum(p.numel() for p in model.parameters())))
         results.append(row)
         gallery_maps[method] = [pred.maps[it["id"]] for it in gallery_items]
         print(f"  {method}: cIoU {_pct(row['cIoU'])} AUC {_pct(row['AUC'])} hit {_pct(row['hit_rate'])} "
               f"a2i R@1 {_pct(row.get('a2i_R@1'))} | train {row['train_time_s']:.1f} s", flush=True)
         del model
-    doc = {
-        "benchmark": "accuracy", "command": cfg.command, "config": asdict(cfg), "train_data": _train_spec(cfg),
-        "test_data": _test_spec(cfg), "protocol": cfg.protocol, "n_test": len(test.dataset),
-        "device": str(_device(cfg.device)), "torch": torch.__version__, "python": platform.python_version(),
-        "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "results": results,
+    return results, gallery_maps, ann
+
+
+def _score_row(method, options, lr, cfg, pred, ann, proto, source) -> dict:
+    from training import metrics
+    from training.engine import retrieval_report, score_annotated
+
+    report = score_annotated(ann, pred.maps, proto, maps_source=source)
+    retrieval = retrieval_report(pred, ann, [i for i in ann.ids if i in pred.maps]) or {}
+    row = {
+        "method": method, "seed": cfg.seed, "options": options, "lr": lr, "cIoU": report["cIoU"],
+        "AUC": report["AUC"], "mean_cIoU": report["mean_cIoU"], "hit_rate": report["hit_rate"],
+        "cIoU_adap": report.get("cIoU_adap"), "AUC_adap": report.get("AUC_adap"),
+        **{k: v for k, v in retrieval.items() if "@" in k}, "epochs": cfg.epochs,
+        "success_curve": [float(v) for v in metrics.success_curve(list(report["per_sample"].values()))],
     }
-    (out / "accuracy.json").write_text(json.dumps(_jsonable(doc), indent=2) + "\n")
-    (out / "accuracy.md").write_text(markdown_table(doc))
-    plot_success(results, out / "success_curve.png")
-    draw_gallery(gallery_items, ann, gallery_maps, out / "gallery.png")
-    return doc
+    if "per_sample_adap" in report:  # the protocol's adaptive threshold: the informative curve here
+        row["success_curve_adap"] = [float(v) for v in metrics.success_curve(list(report["per_sample_adap"].values()))]
+    return row
+
+
+METRICS = ("cIoU", "AUC", "cIoU_adap", "AUC_adap", "mean_cIoU", "hit_rate", "a2i_R@1", "a2i_R@5", "a2i_R@10",
+           "i2a_R@1", "i2a_R@5", "i2a_R@10")
+
+
+def aggregate_seeds(per_seed: dict[int, list[dict]]) -> list[dict]:
+    """One row per method over several seeds: each metric is the mean, with `spread[metric]` =
+    {mean, std (sample, ddof 1), min, max, values}; curves are averaged; times summed."""
+    seeds = list(per_seed)
+    rows = []
+    for i, first in enumerate(per_seed[seeds[0]]):
+        runs = [per_seed[s][i] for s in seeds]
+        row = {**first, "seed": seeds, "spread": {}, "per_seed": runs}
+        for key in METRICS:
+            values = [r.get(key) for r in runs]
+            if any(v is None or not math.isfinite(v) for v in values):
+                continue
+            arr = np.asarray(values, dtype=float)
+            row[key] = float(arr.mean())
+            row["spread"][key] = {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+                                  "min": float(arr.min()), "max": float(arr.max()), "values": values}
+        for curve in ("success_curve", "success_curve_adap"):
+            if all(curve in r for r in runs):
+                row[curve] = [float(v) for v in np.mean([r[curve] for r in runs], axis=0)]
+        row["train_time_s"] = float(sum(r["train_time_s"] for r in runs))
+        rows.append(row)
+    return rows
+
+
+def spread_notes(results: list[dict], key: str = "hit_rate") -> list[str]:
+    """For methods ranked by mean `key`: a note wherever a method's spread (max - min over seeds)
+    is larger than its gap to the next method, so the ranking between them is not settled."""
+    ranked = sorted((r for r in results if key in r.get("spread", {})), key=lambda r: -r["spread"][key]["mean"])
+    notes = []
+    for a, b in zip(ranked, ranked[1:]):
+        gap = a["spread"][key]["mean"] - b["spread"][key]["mean"]
+        width = a["spread"][key]["max"] - a["spread"][key]["min"]
+        if width > gap:
+            notes.append(f"{a['method']} vs {b['method']}: {key} spread {100 * width:.1f} points over the seeds is "
+                         f"larger than the gap {100 * gap:.1f}: their order is not settled by these runs")
+    return notes
 
 
 def _device(name):
@@ -167,6 +240,14 @@ def _jsonable(value):
     return value
 
 
+def _cell(row: dict, key: str) -> str:
+    """'86.7' for one seed; '86.7 ± 2.1 (84.3)' (mean ± std (min), in %) over several."""
+    spread = row.get("spread", {}).get(key)
+    if spread is None:
+        return _pct(row.get(key))
+    return f"{100 * spread['mean']:.1f} ± {100 * spread['std']:.1f} ({100 * spread['min']:.1f})"
+
+
 def _lrs(doc: dict) -> str:
     """'1e-3' or, when methods differ, '1e-3 (jsa 5e-05)': the most common rate, then the others."""
     rates = {r["method"]: r["lr"] for r in doc["results"]}
@@ -181,10 +262,15 @@ def _lrs(doc: dict) -> str:
 def markdown_table(doc: dict) -> str:
     """The results as a Markdown table (values in %), with the command and settings."""
     cfg = doc["config"]
+    seeds = doc.get("seeds") or [cfg["seed"]]
+    several = len(seeds) > 1
     lines = [
         f"Trained on `{doc['train_data']}` ({cfg['encoder']} encoder, {cfg['epochs']} epochs, batch "
         f"{cfg['batch_size']}, Adam lr {_lrs(doc)}); tested on `{doc['test_data']}` ({doc['n_test']} scenes) under "
-        f"the `{doc['protocol']}` protocol on {doc['device']}, {doc['date']}.",
+        f"the `{doc['protocol']}` protocol on {doc['device']} ({doc.get('machine', '?')}, CPU capability "
+        f"{doc.get('cpu_capability', '?')}, {doc.get('threads', '?')} threads, torch {doc.get('torch', '?')}), "
+        f"{doc['date']}; " + (f"seeds {', '.join(map(str, seeds))}: mean ± sample std (min)." if several
+                               else f"seed {seeds[0]}."),
         "",
     ]
     adaptive = any(r.get("cIoU_adap") is not None for r in doc["results"])
@@ -196,8 +282,11 @@ def markdown_table(doc: dict) -> str:
     lines.append("| method | " + " | ".join(titles.get(c, c) for c in columns) + " | train time |")
     lines.append("|---|" + "---:|" * (len(columns) + 1))
     for r in doc["results"]:
-        cells = [_pct(r.get(k)) for k in columns]
+        cells = [_cell(r, k) for k in columns]
         lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {r['train_time_s']:.0f} s |")
+    notes = spread_notes(doc["results"]) if several else []
+    if notes:
+        lines += [""] + [f"- {n}" for n in notes]
     lines += ["", "cIoU = fraction of test scenes with cIoU >= 0.5; AUC over cIoU thresholds 0..1; adaptive: the "
               "map thresholded so its area equals the box's (SSL-Align's protocol; the median threshold marks "
               "half the frame, far more than these objects, so plain cIoU >= 0.5 is rare); hit rate = "

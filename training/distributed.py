@@ -20,7 +20,6 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from tools.errors import SoundLensError
 
@@ -140,70 +139,9 @@ def make_gather(env: DistEnv, with_grad: bool = False) -> Gather:
     return lambda x: gather_features(x, env.rank, env.world_size, with_grad)
 
 
-# --- methods' losses over gathered negatives -------------------------------------------------
-def _symmetric_ce(logits: torch.Tensor) -> torch.Tensor:
-    target = torch.arange(logits.shape[0], device=logits.device)
-    return F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)
-
-
-def ezvsl_gathered_loss(model, batch: dict, gather: Gather) -> dict:
-    """EZ-VSL max-MIL InfoNCE (official_repos.md §2.1) with the whole job's batch as negatives.
-
-    Every rank computes the full [B, B] loss over the gathered image maps and audio vectors
-    (open_clip's default, local_loss off); gradients reach the local shard only.
-    """
-    v = gather(model.image_features(batch["images"]))  # [B, D, h, w]
-    a = gather(model.audio_features(batch["specs"]))  # [B, D]
-    sim = torch.einsum("nchw,mc->nmhw", v, a).flatten(2).amax(dim=2) / model.config.tau
-    loss = _symmetric_ce(sim)
-    return {"loss": loss, "infonce": loss.detach()}
-
-
-def lvs_gathered_loss(model, batch: dict, gather: Gather) -> dict:
-    """LVS trimap loss (official_repos.md §2.3) whose easy negatives are every audio of the job."""
-    from models.layers import trimap_logits
-
-    cfg = model.config
-    v = gather(model.image_features(batch["images"]))
-    a = gather(model.audio_features(batch["specs"]))
-    maps_all = torch.einsum("nchw,mc->nmhw", v, a)
-    maps_pos = torch.diagonal(maps_all, dim1=0, dim2=1).permute(2, 0, 1)
-    logits = trimap_logits(maps_pos, maps_all, cfg.epsilon, cfg.epsilon_neg, cfg.tau, cfg.logit_temperature)
-    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    loss = F.cross_entropy(logits, target)
-    return {"loss": loss, "trimap_ce": loss.detach()}
-
-
-# method -> loss(model, batch, gather). A method may also define `gathered_loss(batch, gather)`
-# itself; the trainer prefers that.
-GATHERED_LOSSES: dict[str, Callable[..., dict]] = {
-    "ezvsl": ezvsl_gathered_loss,
-    "lvs": lvs_gathered_loss,
-}
-
-# Why the other built-in methods keep their per-process negatives.
-NOT_GATHERABLE: dict[str, str] = {
-    "slavc": "its contrastive targets come from momentum (EMA) encoders and softmaxes over two maps; "
-             "a gathered version is not implemented",
-    "sslalign": "its nine positive-pair InfoNCE terms use per-batch augmented views; a gathered version "
-                "is not implemented",
-    "jsa": "its negatives are filtered by per-batch reciprocal top-k neighbours and slot attention; a "
-           "gathered version is not implemented",
-    "sira": "its three trimap stages and recursive re-encoding run per batch; a gathered version is not "
-            "implemented",
-}
-
-
-def gathered_loss_for(model) -> Callable[[dict, Gather], dict]:
-    """loss(batch, gather) of `model` over gathered negatives, or a SoundLensError saying why not."""
-    own = getattr(model, "gathered_loss", None)
-    if callable(own):
-        return own
-    fn = GATHERED_LOSSES.get(model.method)
-    if fn is not None:
-        return lambda batch, gather: fn(model, batch, gather)
-    reason = NOT_GATHERABLE.get(model.method, "it defines no gathered loss")
-    supported = ", ".join(sorted(GATHERED_LOSSES))
-    raise SoundLensError(f"--gather-negatives: the {model.method} loss cannot use gathered negatives: {reason}. "
-                         f"Methods that can: {supported}; drop the flag to train {model.method} with "
-                         "per-process negatives")
+def check_gatherable(model) -> None:
+    """A SoundLensError saying why, when `model.loss` cannot use the whole job's negatives."""
+    if model.cannot_gather is not None:
+        raise SoundLensError(f"--gather-negatives: the {model.method} loss cannot use gathered negatives: "
+                             f"{model.cannot_gather}; drop the flag to train {model.method} with per-process "
+                             "negatives ('soundlens models' lists the methods that can)")

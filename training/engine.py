@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from models.encoders import cell_geometry
 from models.images import crop_box
-from models.maps import resize_map
 from tools.errors import SoundLensError
 
 
@@ -44,6 +44,17 @@ class TrainConfig:
     augment: bool = True  # random crop + flip (the official training transform)
     optimizer: str = "adam"  # "adam" (EZ-VSL, SLAVC) or "adamw" (JSA, §2.8)
     log_every: int = 10  # steps between log.jsonl step records
+    deterministic: bool = False  # torch deterministic algorithms (training.reproducibility)
+    lr_schedule: str = "constant"  # "constant" (EZ-VSL, SLAVC: no schedule, §2.1) or "cosine" (to 0 at the end)
+
+
+def scheduled_lr(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate at optimizer step `step` of `total_steps` (open_clip's cosine schedule, no warm-up)."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    if config.lr_schedule == "cosine":
+        return 0.5 * config.lr * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+    raise SoundLensError(f"unknown lr_schedule '{config.lr_schedule}'; use constant or cosine")
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -76,19 +87,17 @@ def model_inputs(model, batch: dict, train: bool) -> dict:
 
 
 class Objective(nn.Module):
-    """The module DDP wraps: `forward(batch)` is the method's loss, or its gathered-negatives
-    version (`training.distributed.gathered_loss_for`). Running the gathered loss inside DDP's
-    forward keeps DDP's gradient bookkeeping right."""
+    """The module DDP wraps: `forward(batch)` is the method's loss, over the whole job's negatives
+    when `gather` is given (training.distributed.make_gather). Running the gathered loss inside
+    DDP's forward keeps DDP's gradient bookkeeping right."""
 
-    def __init__(self, model: nn.Module, gathered: Callable | None = None, gather: Callable | None = None):
+    def __init__(self, model: nn.Module, gather: Callable | None = None):
         super().__init__()
         self.model = model
-        self._gathered, self._gather = gathered, gather
+        self._gather = gather
 
     def forward(self, batch: dict) -> dict:
-        if self._gathered is not None:
-            return self._gathered(batch, self._gather)
-        return self.model(batch)
+        return self.model(batch, gather=self._gather)
 
 
 def unwrap(model):
@@ -100,9 +109,6 @@ def unwrap(model):
             model = model.model
         else:
             return model
-
-
-_unwrap = unwrap  # the name earlier callers used
 
 
 def train_one_epoch(model, loader, optimizer, config: TrainConfig, log: Callable[[dict], None] | None = None,
@@ -127,12 +133,16 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, log: Callable
     for step, batch in enumerate(bar):
         t_data = time.perf_counter() - tick
         inputs = model_inputs(inner, batch, train=config.augment)
+        inputs["global_step"] = step_offset + step  # for step-scheduled losses (LVS' hard-negative warm-up)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             terms = model(inputs)
         loss = terms["loss"]
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch} step {step}; lower the lr")
         optimizer.zero_grad(set_to_none=True)
+        if total is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = scheduled_lr(config, step_offset + step, config.epochs * total)
         loss.backward()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -151,7 +161,7 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, log: Callable
         bar.set_postfix(loss=f"{values['loss']:.4f}")
         last = total is not None and step == total - 1
         if log is not None and (step % max(config.log_every, 1) == 0 or last):
-            log({"epoch": epoch, "step": step, "global_step": step_offset + step, **values,
+            log({"epoch": epoch, "step": step, "global_step": step_offset + step, "last": last, **values,
                  "lr": optimizer.param_groups[0]["lr"], "data_time": t_data, "batch_time": t_batch,
                  "samples_per_s": b / max(t_batch, 1e-9)})
         tick = time.perf_counter()
@@ -169,6 +179,17 @@ def fit(model, dataset: Dataset, config: TrainConfig, log: Callable[[dict], None
     The in-process helper tests and notebooks use; `training.main` is the full trainer
     (checkpoints, validation, DDP).
     """
+    from training.reproducibility import set_deterministic
+
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    set_deterministic(config.deterministic)
+    try:
+        return _fit(model, dataset, config, log)
+    finally:
+        set_deterministic(was_deterministic)
+
+
+def _fit(model, dataset: Dataset, config: TrainConfig, log) -> list[dict]:
     from training.data import collate_clips
 
     torch.manual_seed(config.seed)
@@ -177,9 +198,10 @@ def fit(model, dataset: Dataset, config: TrainConfig, log: Callable[[dict], None
                         num_workers=config.num_workers, generator=generator, collate_fn=collate_clips,
                         persistent_workers=config.num_workers > 0)
     optimizer = make_optimizer(model, config)
-    history = []
+    history, steps = [], 0
     for epoch in range(config.epochs):
-        summary = train_one_epoch(model, loader, optimizer, config, log=log, epoch=epoch)
+        summary = train_one_epoch(model, loader, optimizer, config, log=log, epoch=epoch, step_offset=steps)
+        steps += int(summary["steps"])
         history.append({"epoch": epoch, **summary})
     return history
 
@@ -188,18 +210,26 @@ def fit(model, dataset: Dataset, config: TrainConfig, log: Callable[[dict], None
 def localization_hits(model, dataset: Dataset, batch_size: int = 64) -> torch.Tensor:
     """Pointing game: for each non-silent sample, is the heatmap's peak inside the sounding box?
 
-    The native map is upsampled (bilinear) to the model's input size and its argmax compared
-    with the ground-truth box mapped into that frame. Returns a bool tensor [N].
+    The peak cell's position is where that cell looks: the receptive-field centre of the image
+    trunk's cell (`models.encoders.cell_geometry`), compared with the ground-truth box mapped into
+    the model's input frame. (Drawing the map resized to the image puts a cell at the middle of its
+    block instead, 3.5 px right of and below where a lite-trunk cell looks: on these small objects
+    that alone moved peaks on an object's edge outside its box.) Models without an `imgnet` trunk
+    are placed at the block's middle. Returns a bool tensor [N]; official protocols keep their
+    own upsampling (`pointing_hits`).
     """
     model.eval()
     hits = []
+    size = model.image_preset.size
     for batch in DataLoader(dataset, batch_size=batch_size):
         inputs = model_inputs(model, batch, train=False)
         maps = model.heatmap(inputs["images"], inputs["specs"]).float()
-        size = model.image_preset.size
-        up = resize_map(maps, (size, size), mode="bilinear", align_corners=False)
-        idx = up.flatten(1).argmax(dim=1)
-        y, x = (idx // size).float() + 0.5, (idx % size).float() + 0.5
+        h, w = maps.shape[-2:]
+        trunk = getattr(model, "imgnet", None)
+        stride_y, offset_y = cell_geometry(trunk) if trunk is not None else (size / h, size / h / 2)
+        stride_x, offset_x = cell_geometry(trunk) if trunk is not None else (size / w, size / w / 2)
+        idx = maps.flatten(1).argmax(dim=1)
+        y, x = (idx // w).float() * stride_y + offset_y, (idx % w).float() * stride_x + offset_x
         frame_hw = tuple(batch["frame"].shape[1:3])
         box = crop_box(batch["box"].float().to(maps.device), frame_hw, model.image_preset)
         inside = (x >= box[:, 0]) & (x <= box[:, 2]) & (y >= box[:, 1]) & (y <= box[:, 3])

@@ -25,9 +25,10 @@ from pathlib import Path
 import torch
 
 from tools.errors import EXIT_USER_ERROR, SoundLensError
-from training.distributed import DistEnv, barrier, cleanup, gathered_loss_for, init_distributed, make_gather
+from training.distributed import DistEnv, barrier, check_gatherable, cleanup, init_distributed, make_gather
 from training.engine import Objective, evaluate, make_optimizer, train_one_epoch, unwrap
 from training.params import RunConfig, config_from_args, parse_args
+from training.reproducibility import numerics, set_deterministic
 
 STATE_FORMAT = "soundlens.train_state"
 STATE_VERSION = "1"
@@ -65,7 +66,7 @@ class RunLogger:
         self.write("step", record)
         if self._tb is not None:
             for k, v in record.items():
-                if k not in ("epoch", "step", "global_step") and isinstance(v, (int, float)):
+                if k not in ("epoch", "step", "global_step", "last") and isinstance(v, (int, float)):
                     self._tb.add_scalar(f"train/{k}", v, record["global_step"])
 
     def epoch(self, record: dict) -> None:
@@ -227,9 +228,12 @@ def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
 def train(config: RunConfig) -> dict:
     """Run one training job in this process (one rank of it under torchrun); returns a summary."""
     env = init_distributed(config.device)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    set_deterministic(config.train.deterministic)
     try:
         return _train(config, env)
     finally:
+        set_deterministic(was_deterministic)  # a library call leaves the process as it found it
         cleanup(env)
 
 
@@ -247,8 +251,9 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
 
     torch.manual_seed(t.seed)  # same seed on every rank for the model build (style.md §2)
     model = models.create(config.method, **config.method_options()).to(env.device)
-    gathered = gathered_loss_for(model) if config.gather_negatives else None
-    objective = Objective(model, gathered, make_gather(env) if gathered else None)
+    if config.gather_negatives:
+        check_gatherable(model)
+    objective = Objective(model, make_gather(env) if config.gather_negatives else None)
     optimizer = make_optimizer(model, t)
 
     info = {"epoch": -1, "best": None, "history": [], "global_step": 0}
@@ -274,7 +279,7 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
     logger = RunLogger(out, env.is_master, config.tensorboard)
     if env.is_master:
         resolved = {**config.to_dict(), "model_config": current, "world_size": env.world_size,
-                    "device": str(env.device), "data_summary": spec_summary(spec)}
+                    "device": str(env.device), "data_summary": spec_summary(spec), "numerics": numerics(t.seed)}
         (out / "config.json").write_text(json.dumps(_jsonable(resolved), indent=2) + "\n")
         logger.write("start", {"config": resolved, "resumed_after": info["epoch"] if resuming else None})
         if logger.tensorboard_note:
@@ -286,8 +291,11 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
         if val is None:
             print("note: no validation data (--val SPEC with annotations); best.safetensors is not written",
                   flush=True)
+    run_numerics = numerics(t.seed)
     _say(env, f"training {config.method} on {spec.text}: {len(data.dataset)} clips, {len(data.loader)} steps/epoch, "
               f"batch {t.batch_size} over {env.world_size} process(es) on {env.device}; writing {out}")
+    _say(env, f"seed {t.seed}, torch {run_numerics['torch']}, CPU capability {run_numerics['cpu_capability']}, "
+              f"{run_numerics['threads']} thread(s)" + (", deterministic" if t.deterministic else ""))
 
     history: list[dict] = list(info["history"])
     best = info["best"]
@@ -350,7 +358,8 @@ def _validate_and_save(config, model, val, epoch, best, global_step, spec, out):
         if report.get("retrieval"):
             metrics.update({k: v for k, v in report["retrieval"].items() if k.startswith(("a2i", "i2a"))})
     trained_on = {"data": spec_summary(spec), "epochs_done": epoch + 1, "global_step": global_step,
-                  "method": config.method, "val": metrics, "train": config.train.__dict__}
+                  "method": config.method, "val": metrics, "train": config.train.__dict__,
+                  "numerics": numerics(config.train.seed)}
     models.save(model, out / "latest.safetensors", trained_on=_jsonable(trained_on))
     improved = False
     if metrics is not None:

@@ -1,17 +1,24 @@
 """Evaluation protocols: how each official evaluator turns a native heatmap into a binary map.
 
 A `Protocol` is data (official_repos.md §7.1): upsampling, normalisation, threshold rule,
-comparator, OGL weight, GT box rule. Presets reproduce the official test scripts (table §1.2):
+comparator, OGL weight, GT box rule. Each preset reproduces one official loop (table §1.2):
 
-| preset | upsampling to 224 | normalisation | threshold | comparator |
-|---|---|---|---|---|
-| ezvsl | bilinear, align_corners | min-max | median | >= |
-| slavc | bicubic, align_corners | fixed range, then min-max | median | >= |
-| lvs | cv2 INTER_LINEAR | 1 - minmax(-x) | median | > (values >= 1 kept) |
-| sslalign | cv2 INTER_LINEAR (VGG-SS) | 1 - minmax(-x) | median (+ adaptive) | > |
-| sslalign_bilinear | bilinear, align_corners (its other sets) | 1 - minmax(-x) | median (+ adaptive) | > |
-| jsa | bicubic | min-max | fixed 0.6 | >= |
-| htf | cv2 INTER_CUBIC | min-max | median | > (values >= 1 kept) |
+| preset | official loop | upsampling to 224 | normalisation | threshold | comparator |
+|---|---|---|---|---|---|
+| ezvsl | stoneMo/EZ-VSL test.py::validate | bilinear, align_corners | min-max | median | >= |
+| slavc | stoneMo/SLAVC test.py::validate | bicubic, align_corners | fixed range, then min-max | median | >= |
+| lvs | hche11/Localizing-Visual-Sounds-the-Hard-Way test.py::main | cv2 INTER_LINEAR | 1 - minmax(-x) | median | > (values >= 1 kept) |
+| sslalign | kaistmm/SSLalignment test.py::validate_lvs, VGG-SS branch | cv2 INTER_LINEAR | 1 - minmax(-x) | median (+ adaptive) | > |
+| sslalign_bilinear | SSLalignment test.py::validate_lvs, other sets | bilinear, align_corners | 1 - minmax(-x) | median (+ adaptive) | > |
+| sslalign_others | SSLalignment test.py::validate (EZ-VSL/SLAVC/FNAC checkpoints) | bilinear, align_corners | min-max | median (+ adaptive) | > |
+| jsa | InhoKim429/JSA test_model.py::validate_img_aud | bicubic | min-max | fixed 0.6 | >= |
+| htf | denfed/heartheflow train.py::test_step | cv2 INTER_CUBIC | min-max | median | > (values >= 1 kept) |
+
+All maps are float32 from the upsampling on, as in the official loops. `validate_lvs` (SSL-Align's
+own and LVS models) and `validate` (other methods' checkpoints) differ only in the normalisation
+of the upsampled map; `1 - minmax(-x)` equals `minmax(x)` up to float32 rounding, which moves a
+few pixels across a tied median. The SSL-Align presets report iIoU / iAUC over instances formed
+as the official loop forms them from the dataset's file names (`training.metrics.instances`).
 
 `score_maps` scores a whole set; it takes maps from files or from a model alike.
 """
@@ -91,19 +98,26 @@ _TAU = 0.03  # SLAVC's temperature: AV scores are cosine / τ, so they lie in ±
 
 _PRESETS: dict[str, Protocol] = {p.name: p for p in (
     Protocol("ezvsl", "bilinear_align_corners", "minmax", comparator=">=", ogl_alpha=0.4,
-             source="stoneMo/EZ-VSL test.py + utils.Evaluator (official_repos.md §2.1)"),
+             source="stoneMo/EZ-VSL test.py validate + utils.Evaluator (official_repos.md §2.1)"),
     Protocol("slavc", "bicubic_align_corners", "fixed_range", comparator=">=", ogl_alpha=0.9,
              score_range=(-1 / _TAU, 1 / _TAU), object_range=(0.0, 2.5), extras=("slavc",),
-             source="stoneMo/SLAVC test.py --relative_prediction + EvaluatorFull (§2.2, §3.4)"),
+             source="stoneMo/SLAVC test.py validate --relative_prediction + EvaluatorFull (§2.2, §3.4)"),
     Protocol("lvs", "cv2_linear", "minmax_inverted", comparator=">", ones_stay_positive=True, gt_clip="max0",
-             source="hche11/Localizing-Visual-Sounds-the-Hard-Way test.py (§2.3)"),
+             source="hche11/Localizing-Visual-Sounds-the-Hard-Way test.py main (§2.3)"),
     Protocol("sslalign", "cv2_linear", "minmax_inverted", comparator=">", ogl_alpha=0.4,
-             extras=("adaptive", "iiou"), source="kaistmm/SSLalignment test.py validate_lvs, VGG-SS (§2.4)"),
+             extras=("adaptive", "iiou"),
+             source="kaistmm/SSLalignment test.py validate_lvs, VGG-SS branch: SSL-Align's own and LVS "
+                    "checkpoints (§2.4)"),
     Protocol("sslalign_bilinear", "bilinear_align_corners", "minmax_inverted", comparator=">", ogl_alpha=0.4,
              extras=("adaptive", "iiou"),
-             source="kaistmm/SSLalignment test.py validate_lvs, sets other than VGG-SS (§2.4)"),
+             source="kaistmm/SSLalignment test.py validate_lvs, sets other than VGG-SS: SSL-Align's own and "
+                    "LVS checkpoints (§2.4)"),
+    Protocol("sslalign_others", "bilinear_align_corners", "minmax", comparator=">", ogl_alpha=0.4,
+             extras=("adaptive", "iiou"),
+             source="kaistmm/SSLalignment test.py validate: EZ-VSL, SLAVC, FNAC checkpoints, every set; "
+                    "utils.normalize_img(x), --alpha 0.4 (§2.4)"),
     Protocol("jsa", "bicubic", "minmax", threshold="fixed", threshold_value=0.6, comparator=">=", ogl_alpha=0.4,
-             source="InhoKim429/JSA test_model.py (§2.8)"),
+             source="InhoKim429/JSA test_model.py validate_img_aud (§2.8)"),
     Protocol("htf", "cv2_cubic", "minmax", comparator=">", ones_stay_positive=True, gt_clip="max0",
              source="denfed/heartheflow train.py test_step (§2.6)"),
 )}
@@ -248,9 +262,23 @@ def _upsample_grouped(ids: list[str], maps: Mapping[str, np.ndarray], protocol: 
     return out
 
 
+def instance_key_for(gts: Mapping, instance_naming: str | None = None) -> Callable[[str], str]:
+    """The iIoU instance key of a scoring run (official_repos.md §2.4, `metrics.instances`).
+
+    `instance_naming` when given; else the naming the GT mapping carries (an
+    `AnnotationSet.gt_maps` view knows its dataset: VGG-SS one instance per clip, Flickr the
+    whole set, IS3 / AVSBench per image name); else one instance per sample.
+    """
+    return metrics.instance_key_fn(_instance_naming(gts, instance_naming))
+
+
+def _instance_naming(gts: Mapping, instance_naming: str | None) -> str:
+    return instance_naming or getattr(gts, "instance_naming", None) or "per_sample"
+
+
 def score_maps(maps: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray | None], protocol: Protocol,
                object_maps: Mapping[str, np.ndarray] | None = None,
-               group_key: Callable[[str], str] = metrics.image_group) -> dict:
+               group_key: Callable[[str], str] | None = None, instance_naming: str | None = None) -> dict:
     """Score native heatmaps against ground-truth maps under one protocol.
 
     Args:
@@ -259,12 +287,20 @@ def score_maps(maps: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray | No
             which only SLAVC's extended metrics use}. Every id here needs a map.
         protocol: the protocol.
         object_maps: optional {id: [h, w] object map} for OGL fusion.
-        group_key: image grouping for iIoU (SSL-Align's rule by default).
+        group_key: iIoU instance key {id -> key}; overrides `instance_naming`.
+        instance_naming: one of `metrics.INSTANCE_NAMINGS` ("vggss", "flickr", "image",
+            "per_sample"); default: the naming `gts` carries (`AnnotationSet.gt_maps`), else
+            "per_sample" (see `instance_key_for`).
 
     Returns:
         {"protocol", "n" (sounding samples scored), "cIoU" (fraction >= 0.5), "AUC", "mean_cIoU",
         "mcIoU", "n_undefined" (0/0 cIoUs), "ogl", "n_silent" (None GTs), "per_sample" {id: cIoU}}
-        plus the protocol's extras; all scores are fractions in [0, 1].
+        plus the protocol's extras; all scores are fractions in [0, 1]. With "iiou":
+        "iIoU", "iAUC" (and "_adap"), "n_instances" and "instance_naming" (None for a custom key).
+
+    A 0/0 cIoU (empty GT, nothing predicted) is NaN in `per_sample`; it counts as a miss in cIoU,
+    AUC, iIoU and iAUC, and `mean_cIoU` averages the defined clips (`n_undefined` counts the rest).
+    The official loops give NaN for mean cIoU, iIoU and iAUC then (docs/training.md §4.1).
     """
     missing = [k for k in gts if k not in maps]
     if missing:
@@ -298,10 +334,12 @@ def score_maps(maps: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray | No
         report.update(cIoU_adap=metrics.fraction_at_least(adaptive.values()), AUC_adap=metrics.auc(adaptive.values()),
                       per_sample_adap=adaptive)
     if "iiou" in protocol.extras:
-        groups = metrics.group_cious(cious, group_key)
-        report.update(iIoU=metrics.iiou(groups), iAUC=metrics.iauc(groups))
+        key = group_key or instance_key_for(gts, instance_naming)
+        groups = metrics.group_cious(cious, key)
+        report.update(iIoU=metrics.iiou(groups), iAUC=metrics.iauc(groups), n_instances=len(groups),
+                      instance_naming=None if group_key else _instance_naming(gts, instance_naming))
         if adaptive:
-            groups_adap = metrics.group_cious(adaptive, group_key)
+            groups_adap = metrics.group_cious(adaptive, key)
             report.update(iIoU_adap=metrics.iiou(groups_adap), iAUC_adap=metrics.iauc(groups_adap))
     if "slavc" in protocol.extras:
         report.update(metrics.slavc_metrics(n_boxes, conf_cious, confs))

@@ -11,10 +11,10 @@ from models.layers.init import init_heads
 from models.layers.momentum import ema_update, momentum_copy
 from models.layers.slot_attention import JointSlotAttention, JointSlots, slot_attention_map
 from models.layers.slot_decoder import LearnedPositions2D, SlotMixtureDecoder
-from models.layers.trimap import trimap_logits
+from models.layers.trimap import past_warmup, trimap_logits
 
 __all__ = [
     "FARNEBACK_PARAMS", "FlowAttention", "JointSlotAttention", "JointSlots", "LearnedPositions2D",
     "SlotMixtureDecoder", "ema_update", "farneback_flow", "flow_batch", "init_heads", "momentum_copy",
-    "random_view", "slot_attention_map", "time_shift", "trimap_logits",
+    "past_warmup", "random_view", "slot_attention_map", "time_shift", "trimap_logits",
 ]

@@ -17,6 +17,7 @@ from models.base import MethodConfig, SoundLocalizer, l2, symmetric_ce
 from models.layers import init_heads
 from models.maps import minmax, resize_map
 from models.registry import register_method
+from tools.errors import SoundLensError
 
 
 @dataclass
@@ -24,6 +25,9 @@ class EZVSLConfig(MethodConfig):
     dim: int = 512  # §2.1: dim=512
     tau: float = 0.03  # §2.1: tau=0.03
     ogl_alpha: float = 0.4  # §3.3: AV weight when fusing with an objectness map
+    # "official": §2.1's head init (Linear trunc_normal std 0.01, conv kaiming fan_out, zero bias);
+    # "torch": PyTorch's default init (docs/methods.md#ezvsl-short-runs).
+    head_init: str = "official"
 
 
 def objectness(features: torch.Tensor) -> torch.Tensor:
@@ -40,13 +44,17 @@ def fuse_objectness(av_map: torch.Tensor, obj_map: torch.Tensor, alpha: float) -
 
 class EZVSL(SoundLocalizer):
     method = "ezvsl"
+    cannot_gather = None
 
     def __init__(self, config: EZVSLConfig):
         super().__init__(config)
         self.imgnet, self.audnet = self._encoders("resnet18", "resnet18")
         self.img_proj = nn.Conv2d(self.imgnet.out_channels, config.dim, 1)
         self.aud_proj = nn.Linear(self.audnet.out_channels, config.dim)
-        init_heads(self.img_proj, self.aud_proj)
+        if config.head_init == "official":
+            init_heads(self.img_proj, self.aud_proj)
+        elif config.head_init != "torch":
+            raise SoundLensError(f"ezvsl head_init must be 'official' or 'torch', got '{config.head_init}'")
 
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         """[B, 3, S, S] -> L2-normalised [B, D, h, w]."""
@@ -67,8 +75,10 @@ class EZVSL(SoundLocalizer):
         v, a = self.image_features(images), self.audio_features(specs)
         return l2(v.mean(dim=(2, 3))), a
 
-    def loss(self, batch: dict) -> dict:
+    def loss(self, batch: dict, gather=None) -> dict:
         v, a = self.image_features(batch["images"]), self.audio_features(batch["specs"])
+        if gather is not None:  # the whole job's batch as negatives (--gather-negatives)
+            v, a = gather(v), gather(a)
         # max-MIL: each image-audio pair scores its best-matching location (§2.1).
         sim = torch.einsum("nchw,mc->nmhw", v, a).flatten(2).amax(dim=2) / self.config.tau
         loss = symmetric_ce(sim)

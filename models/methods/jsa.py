@@ -96,6 +96,8 @@ def slot_divergence(slots: torch.Tensor) -> torch.Tensor:
 
 class JSA(SoundLocalizer):
     method = "jsa"
+    cannot_gather = ("its negatives are filtered by per-batch reciprocal top-k neighbours and slot "
+                     "attention; a gathered version is not implemented")
 
     def __init__(self, config: JSAConfig):
         super().__init__(config)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from models.base import MethodConfig, SoundLocalizer, l2
-from models.layers import trimap_logits
+from models.layers import past_warmup, trimap_logits
 from models.registry import register_method
 
 
@@ -27,12 +27,22 @@ class LVSConfig(MethodConfig):
     epsilon_neg: float = 0.4  # §2.3: negative threshold
     tau: float = 0.03  # §2.3: sigmoid temperature
     logit_temperature: float = 0.07  # §2.3: logits / 0.07
+    # Optimizer steps trained without the hard-negative logit (0 = from the first step, as §2.3).
+    # Not in the paper: a short run from random init needs it (docs/methods.md#lvs-short-runs).
+    # Untrained, every clip's audio embedding is nearly the same vector (cosine ~0.997: max-pooled
+    # ReLU features), so the easy negatives score like the positive and their gradient is a tiny
+    # difference of audio vectors, while the hard negative pushes the image's low region down along
+    # the common audio vector. That audio-blind push decides the map's sign: wherever the random
+    # init is low (here the objects: untrained hit rate 0.14) sinks, and the map ends up on the
+    # background (hit rate 0.00 on one machine, 0.85 on another where audio won the race first).
+    hard_negative_warmup: int = 0
 
     official_image_preset: ClassVar[str] = "lvs"
 
 
 class LVS(SoundLocalizer):
     method = "lvs"
+    cannot_gather = None
 
     def __init__(self, config: LVSConfig):
         super().__init__(config)
@@ -50,12 +60,15 @@ class LVS(SoundLocalizer):
     def embed(self, images, specs):
         return l2(self.image_features(images).mean(dim=(2, 3))), self.audio_features(specs)
 
-    def loss(self, batch: dict) -> dict:
+    def loss(self, batch: dict, gather=None) -> dict:
         v, a = self.image_features(batch["images"]), self.audio_features(batch["specs"])
+        if gather is not None:  # every audio of the job as an easy negative (--gather-negatives)
+            v, a = gather(v), gather(a)
         maps_all = torch.einsum("nchw,mc->nmhw", v, a)
         maps_pos = torch.diagonal(maps_all, dim1=0, dim2=1).permute(2, 0, 1)
         cfg = self.config
-        logits = trimap_logits(maps_pos, maps_all, cfg.epsilon, cfg.epsilon_neg, cfg.tau, cfg.logit_temperature)
+        logits = trimap_logits(maps_pos, maps_all, cfg.epsilon, cfg.epsilon_neg, cfg.tau, cfg.logit_temperature,
+                               hard_negative=past_warmup(batch, cfg.hard_negative_warmup))
         target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
         loss = F.cross_entropy(logits, target)
         return {"loss": loss, "trimap_ce": loss.detach()}

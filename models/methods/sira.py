@@ -71,6 +71,8 @@ class SIRAConfig(MethodConfig):
 
 class SIRA(SoundLocalizer):
     method = "sira"
+    cannot_gather = ("its three trimap stages and recursive re-encoding run per batch; a gathered "
+                     "version is not implemented")
 
     def __init__(self, config: SIRAConfig):
         super().__init__(config)

@@ -42,6 +42,8 @@ class SLAVCConfig(MethodConfig):
 
 class SLAVC(SoundLocalizer):
     method = "slavc"
+    cannot_gather = ("its contrastive targets come from momentum (EMA) encoders and softmaxes over "
+                     "two maps; a gathered version is not implemented")
 
     def __init__(self, config: SLAVCConfig):
         super().__init__(config)

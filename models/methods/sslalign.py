@@ -64,6 +64,8 @@ def _head(c_in: int, dim: int) -> nn.Sequential:
 
 class SSLAlign(SoundLocalizer):
     method = "sslalign"
+    cannot_gather = ("its nine positive-pair InfoNCE terms use per-batch augmented views; a gathered "
+                     "version is not implemented")
 
     def __init__(self, config: SSLAlignConfig):
         super().__init__(config)

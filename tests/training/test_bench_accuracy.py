@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from tools.main import main
+from training.params import SHORT_RUN_OPTIONS
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +36,8 @@ def test_bench_accuracy_tiny_budget(tmp_path, capsys):
             assert 0.0 <= r[key] <= 1.0, (r["method"], key)
         assert r["train_time_s"] > 0 and r["epochs"] == 1 and len(r["success_curve"]) == 21
         assert r["success_curve"][0] == 1.0 and r["success_curve"] == sorted(r["success_curve"], reverse=True)
-        assert len(r["success_curve_adap"]) == 21 and r["lr"] == 1e-3 and r["options"] == {}
+        assert len(r["success_curve_adap"]) == 21 and r["lr"] == 1e-3
+        assert r["options"] == SHORT_RUN_OPTIONS.get(r["method"], {})
     table = (out / "accuracy.md").read_text()
     assert "| method | cIoU | AUC | adaptive cIoU | adaptive AUC |" in table and "| ezvsl |" in table and "| lvs |" in table
     assert doc["command"] in table and table in capsys.readouterr().out
@@ -55,3 +57,26 @@ def test_bench_accuracy_rejects_bad_input(tmp_path, capsys):
     assert "unknown method 'nope'" in capsys.readouterr().err
     assert main(["bench", "accuracy", "--data", "/some/folder", "--out", str(tmp_path)]) == 2
     assert "only 'procedural'" in capsys.readouterr().err
+
+
+def test_bench_accuracy_over_seeds_reports_mean_std_and_min(tmp_path, capsys):
+    out = tmp_path / "acc"
+    argv = ["bench", "accuracy", "--methods", "ezvsl", "--data", "procedural", "--pairs", "16", "--epochs", "1",
+            "--batch-size", "8", "--test-pairs", "8", "--val-pairs", "8", "--gallery", "2", "--out", str(out),
+            "--no-progress", "--seeds", "0,1"]
+    assert main(argv) == 0
+    doc = json.loads((out / "accuracy.json").read_text())
+    assert doc["seeds"] == [0, 1] and "--seeds 0,1" in doc["command"] and "--seed " not in doc["command"]
+    (row,) = doc["results"]
+    assert [r["seed"] for r in row["per_seed"]] == [0, 1]
+    assert (out / "seed0" / "runs" / "ezvsl").is_dir() and (out / "seed1" / "runs" / "ezvsl").is_dir()
+    values = [r["AUC"] for r in row["per_seed"]]
+    assert values[0] != values[1]  # the seeds trained different models
+    spread = row["spread"]["AUC"]
+    assert spread["values"] == values and spread["min"] == min(values) and row["AUC"] == pytest.approx(sum(values) / 2)
+    assert spread["std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+    table = (out / "accuracy.md").read_text()
+    assert "seeds 0, 1: mean ± sample std (min)" in table
+    assert f"{100 * spread['mean']:.1f} ± {100 * spread['std']:.1f} ({100 * spread['min']:.1f})" in table
+    assert main([*argv[:-1], "0,x"]) == 2
+    assert "--seeds takes comma-separated integers" in capsys.readouterr().err

@@ -101,6 +101,21 @@ def test_iiou_groups_by_image():
     assert metrics.iauc(groups) == pytest.approx(expected, abs=1e-12)
 
 
+def test_iiou_counts_an_undefined_object_as_a_miss_and_instance_keys_regroup():
+    # the official min over 0/1 indicators would be NaN for a group holding a NaN cIoU; SoundLens
+    # counts that object as failing (docs/training.md §4.1)
+    groups = {"img": [float("nan"), 1.0], "other": [0.9]}
+    assert metrics.iiou(groups) == 0.5
+    # iAUC: "other" passes t = 0 ... 0.9 (0.05 * 18 == 0.9), 19 points at 1/2, then 0
+    assert metrics.iauc(groups) == pytest.approx(0.05 * (18 * 0.5 + 0.25), abs=1e-12)
+    # the same cIoUs keyed per VGG-SS clip: 3 instances, iIoU = fraction of clips >= 0.5
+    cious = {"aaaaaaaaaaa_000010": 0.6, "aaaaaaaaaaa_000020": 0.4, "bbbbbbbbbbb_000000": 0.7}
+    per_clip = metrics.group_cious(cious, metrics.instance_key_fn("vggss"))
+    assert list(per_clip) == ["aaaaaaaaaaa_10000", "aaaaaaaaaaa_20000", "bbbbbbbbbbb_0"]
+    assert metrics.iiou(per_clip) == pytest.approx(2 / 3) == metrics.fraction_at_least(cious.values())
+    assert metrics.iiou(metrics.group_cious(cious)) == 0.5  # the bare rule on ids merges by video
+
+
 # ---------------------------------------------------------------- SLAVC extended metrics
 
 # Four samples (official_repos.md §3.4), sorted by confidence 0.9, 0.8, 0.7, 0.6:

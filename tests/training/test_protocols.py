@@ -22,7 +22,17 @@ def three_levels() -> np.ndarray:
 
 
 def test_presets_available_and_get():
-    assert {"ezvsl", "slavc", "lvs", "sslalign", "jsa", "htf"} <= set(protocols.available())
+    assert {"ezvsl", "slavc", "lvs", "sslalign", "sslalign_bilinear", "sslalign_others", "jsa", "htf"} <= set(
+        protocols.available())
+    # one preset per official SSL-Align loop (kaistmm/SSLalignment test.py, official_repos.md §2.4)
+    lvs_vgg, lvs_other, others = (protocols.get(n) for n in ("sslalign", "sslalign_bilinear", "sslalign_others"))
+    assert (lvs_vgg.interpolation, lvs_vgg.normalisation) == ("cv2_linear", "minmax_inverted")
+    assert (lvs_other.interpolation, lvs_other.normalisation) == ("bilinear_align_corners", "minmax_inverted")
+    assert (others.interpolation, others.normalisation) == ("bilinear_align_corners", "minmax")
+    assert all(p.comparator == ">" and p.ogl_alpha == 0.4 and set(p.extras) == {"adaptive", "iiou"}
+               for p in (lvs_vgg, lvs_other, others))
+    assert "validate_lvs" in lvs_vgg.source and "validate_lvs" in lvs_other.source
+    assert "test.py validate:" in others.source
     p = protocols.get("jsa")
     assert (p.threshold, p.threshold_value, p.comparator, p.interpolation) == ("fixed", 0.6, ">=", "bicubic")
     with pytest.raises(KeyError, match="available"):
@@ -31,7 +41,8 @@ def test_presets_available_and_get():
         protocols.Protocol("bad", "bicubic", "minmax", threshold="fixed")
 
 
-@pytest.mark.parametrize("name", ["ezvsl", "slavc", "lvs", "sslalign", "sslalign_bilinear", "jsa", "htf"])
+@pytest.mark.parametrize("name", ["ezvsl", "slavc", "lvs", "sslalign", "sslalign_bilinear", "sslalign_others", "jsa",
+                                  "htf"])
 def test_upsample_224_is_identity(name):
     m = np.random.default_rng(0).random((224, 224)).astype(np.float32)
     out = protocols.upsample(m, protocols.get(name))
@@ -77,6 +88,7 @@ def test_map_whose_peak_is_exactly_the_box():
 @pytest.mark.parametrize(("name", "value", "positives"), [
     ("ezvsl", 0.3, N),  # min-max leaves a flat map as is; >= its own median: everything
     ("sslalign", 0.3, 0),  # 1 - minmax(-x) = 1.3 everywhere; > 1.3: nothing
+    ("sslalign_others", 0.3, 0),  # SSL-Align's `validate`: min-max keeps 0.3; > 0.3: nothing
     ("lvs", 0.3, N),  # 1.3 >= 1 stays positive
     ("lvs", -0.3, 0),  # 0.7 < 1: zeroed
     ("htf", 0.3, 0),  # min-max keeps 0.3: not > 0.3, not >= 1
@@ -102,7 +114,10 @@ def test_adaptive_threshold_matches_gt_area():
     report = protocols.score_maps({"x_1": m}, {"x_1": GT_A}, p)
     assert report["cIoU"] == 1.0 and report["cIoU_adap"] == 1.0
     assert report["per_sample"]["x_1"] == pytest.approx(56 / 111)
-    assert report["iIoU"] == 1.0 and "iAUC_adap" in report
+    assert report["per_sample_adap"]["x_1"] == pytest.approx(55 / 56)
+    # one sample, one instance: iIoU / iAUC equal cIoU / AUC (and their adaptive forms)
+    assert report["iIoU"] == 1.0 and report["iAUC"] == report["AUC"] and report["iAUC_adap"] == report["AUC_adap"]
+    assert report["n_instances"] == 1 and report["instance_naming"] == "per_sample"
 
 
 def test_ogl_fusion_ezvsl():
@@ -187,7 +202,10 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
                  "--protocol", "sslalign", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["per_sample"] == {"aaaaaaaaaaa_000001": 1.0, "bbbbbbbbbbb_000002": 0.0}
-    assert report["cIoU"] == 0.5 and "iIoU" in report and report["annotation_kind"] == "normalised"
+    assert report["cIoU"] == 0.5 and report["annotation_kind"] == "normalised"
+    # VGG-SS-format annotations: one clip, one instance (SSL-Align names it `<ytid>_<ms>_<ms>`)
+    assert report["instance_naming"] == "vggss" and report["n_instances"] == 2
+    assert (report["iIoU"], report["iAUC"]) == (report["cIoU"], report["AUC"])
 
 
 def test_eval_cli_flickr_boxes_and_errors(tmp_path, capsys):

@@ -127,7 +127,6 @@ def test_bad_input_is_one_line_error(tmp_path, capsys, argv, message):
 def test_gathered_loss_is_the_method_loss_on_one_process(method):
     """With one process the gathered negatives are the local batch: same value, same gradients."""
     from training.data import collate_clips
-    from training.distributed import gathered_loss_for
     from training.engine import model_inputs
     from training.synth import SceneConfig, SynthPairs
 
@@ -139,7 +138,7 @@ def test_gathered_loss_is_the_method_loss_on_one_process(method):
     own["loss"].backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad()
-    gathered = gathered_loss_for(model)(batch, lambda x: x)
+    gathered = model.loss(batch, gather=lambda x: x)
     gathered["loss"].backward()
     assert set(gathered) == set(own)
     torch.testing.assert_close(gathered["loss"], own["loss"], rtol=0, atol=0)
@@ -149,9 +148,35 @@ def test_gathered_loss_is_the_method_loss_on_one_process(method):
 
 
 def test_gather_negatives_on_an_unsupported_method_says_why():
-    from training.distributed import gathered_loss_for
+    from training.distributed import check_gatherable
 
     if "slavc" not in models.available():
         pytest.skip("slavc is not registered")
     with pytest.raises(SoundLensError, match="slavc loss cannot use gathered negatives: its contrastive targets"):
-        gathered_loss_for(models.create("slavc", encoder="lite"))
+        check_gatherable(models.create("slavc", encoder="lite"))
+
+
+def test_deterministic_runs_are_bit_identical_and_record_their_numerics(tmp_path):
+    """--deterministic --seed N twice on one machine: the same weights to the bit, also when the
+    second run is interrupted after epoch 0 and resumed; another seed gives other weights. The seed,
+    torch version, CPU capability and threads are in the log's start record and the checkpoint."""
+    run = [*TINY, "--method", "lvs", "--epochs", "2", "--deterministic"]
+    a, b, c, other = (tmp_path / n for n in ("a", "b", "c", "other"))
+    assert main([*run, "--seed", "5", "--out", str(a)]) == 0
+    assert main([*run, "--seed", "5", "--out", str(b)]) == 0
+    assert main([*run[:-3], "--epochs", "1", "--deterministic", "--seed", "5", "--out", str(c)]) == 0
+    assert main([*run, "--seed", "5", "--out", str(c), "--resume"]) == 0
+    assert main([*run, "--seed", "6", "--out", str(other)]) == 0
+    first = models.load(a / "latest.safetensors")
+    for folder in (b, c):
+        again = models.load(folder / "latest.safetensors")
+        for (name, x), y in zip(first.state_dict().items(), again.state_dict().values(), strict=True):
+            assert torch.equal(x, y), f"{folder.name}: {name} differs"
+    assert param_digest(models.load(other / "latest.safetensors")) != param_digest(first)
+    numerics = first.trained_on["numerics"]
+    assert numerics["seed"] == 5 and numerics["deterministic"] is True
+    assert numerics["torch"] == torch.__version__ and numerics["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert numerics["threads"] == torch.get_num_threads()
+    start = _events(a)[0]
+    assert start["event"] == "start" and start["config"]["numerics"]["seed"] == 5
+    assert start["config"]["train"]["deterministic"] is True

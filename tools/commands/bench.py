@@ -115,6 +115,8 @@ def _accuracy_arguments(parser) -> None:
                         help="held-out validation scenes that pick each best checkpoint")
     parser.add_argument("--protocol", default=A.protocol)
     parser.add_argument("--seed", type=int, default=A.seed)
+    parser.add_argument("--seeds", default=None, metavar="S,S,...",
+                        help="train every method once per seed and report mean ± std and min (e.g. 0,1,2)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--workers", type=int, default=A.workers, help="data-loading processes")
     parser.add_argument("--gallery", type=int, default=A.gallery, help="test scenes in gallery.png")
@@ -131,6 +133,10 @@ def _run_accuracy(args) -> int:
     from training.benchmark import AccuracyConfig, run_accuracy
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip()) if args.seeds else ()
+    except ValueError:
+        raise SoundLensError(f"--seeds takes comma-separated integers (e.g. 0,1,2), got '{args.seeds}'") from None
     for name in ("pairs", "epochs", "batch_size", "test_pairs", "val_pairs"):
         if getattr(args, name) < 1:
             raise SoundLensError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -138,7 +144,8 @@ def _run_accuracy(args) -> int:
     flags = [("--methods", ",".join(methods)), ("--data", args.data), ("--pairs", args.pairs),
              ("--epochs", args.epochs), ("--batch-size", args.batch_size),
              ("--encoder", args.encoder), ("--image-size", args.image_size), ("--test-pairs", args.test_pairs),
-             ("--val-pairs", args.val_pairs), ("--protocol", args.protocol), ("--seed", args.seed)]
+             ("--val-pairs", args.val_pairs), ("--protocol", args.protocol)]
+    flags.append(("--seeds", ",".join(map(str, seeds))) if seeds else ("--seed", args.seed))
     if args.lr is not None:
         flags.append(("--lr", args.lr))
     if args.device:
@@ -149,7 +156,7 @@ def _run_accuracy(args) -> int:
     cfg = AccuracyConfig(methods=methods, data=args.data, pairs=args.pairs, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, encoder=args.encoder, image_size=args.image_size,
                          test_pairs=args.test_pairs, val_pairs=args.val_pairs, protocol=args.protocol,
-                         seed=args.seed, device=args.device, workers=args.workers, gallery=args.gallery,
+                         seed=args.seed, seeds=seeds, device=args.device, workers=args.workers, gallery=args.gallery,
                          out=args.out, progress=args.progress, short_run_options=args.short_run_options,
                          command=command)
     run_accuracy(cfg)

@@ -67,6 +67,14 @@ class AnnotationSet:
     def ids(self) -> list[str]:
         return list(self.entries)
 
+    @property
+    def instance_naming(self) -> str:
+        """How SSL-Align's evaluator forms iIoU instances for this set's ids (`metrics.instances`):
+        "vggss" (one per clip), "flickr" (the whole set) or "image" (IS3 image, AVSBench video)."""
+        from training.metrics.instances import naming_for_kind
+
+        return naming_for_kind(self.kind)
+
     def class_of(self, sample_id: str) -> str | None:
         return self.entries[sample_id].class_name
 
@@ -98,6 +106,11 @@ class GtMaps(Mapping):
         self._ann, self._rule, self._ids = annotations, clip_rule, ids
         self._known = set(ids)
         self._none = set(annotations.silent) if silent_as_none else set()
+
+    @property
+    def instance_naming(self) -> str:
+        """The annotation set's iIoU instance naming; `protocols.score_maps` reads it."""
+        return self._ann.instance_naming
 
     def __getitem__(self, sample_id: str) -> np.ndarray | None:
         if sample_id not in self._known:

@@ -22,6 +22,15 @@ from training.metrics.ciou import (
     mean_ciou,
     success_curve,
 )
+from training.metrics.instances import (
+    INSTANCE_NAMINGS,
+    count_instances,
+    instance_key,
+    instance_key_fn,
+    naming_for_kind,
+    official_name,
+    vggss_official_name,
+)
 from training.metrics.retrieval import cross_modal_recall, recall_at_k
 from training.metrics.slavc import (
     average_precision,
@@ -35,7 +44,8 @@ from training.metrics.slavc import (
 from training.metrics.thresholds import adaptive_threshold, median_threshold, minmax
 
 __all__ = [
-    "AUC_THRESHOLDS", "MCIOU_THRESHOLDS", "adaptive_threshold", "auc", "average_precision", "ciou",
+    "AUC_THRESHOLDS", "INSTANCE_NAMINGS", "count_instances", "instance_key", "instance_key_fn", "naming_for_kind",
+    "official_name", "vggss_official_name", "MCIOU_THRESHOLDS", "adaptive_threshold", "auc", "average_precision", "ciou",
     "confidence", "cross_modal_recall", "f1_curve", "fraction_at_least", "frame_f_curves", "frame_ious",
     "fscore", "fscore_per_batch", "group_cious", "iauc", "iiou", "image_group", "localization_accuracy",
     "max_f1", "mciou", "mean_ciou", "median_threshold", "minmax", "miou", "miou_per_batch",

@@ -91,17 +91,24 @@ def mciou(cious: Iterable[float]) -> float:
 
 
 def image_group(sample_id: str) -> str:
-    """SSL-Align's iIoU grouping key: the file name minus its last `_` token (§2.4).
+    """SSL-Align's `short_name` rule: a file name minus its last `_` token (§2.4).
 
     `accordion_baby_10467_accordion.jpg` -> `accordion_baby_10467`; the directory part and a
-    `.jpg` suffix are dropped first, as in the official `short_name`.
+    `.jpg` suffix are dropped first, as in the official `short_name` (kaistmm/SSLalignment
+    `test.py::validate_lvs` / `validate`). Apply it to the name the official loop sees, not to a
+    SoundLens id: `training.metrics.instances.instance_key` does that per dataset (VGG-SS
+    `YTID_000032` is `YTID_32000_42000.mp4` there, one instance per clip).
     """
     base = sample_id.split("/")[-1].replace(".jpg", "")
     return "_".join(base.split("_")[:-1])
 
 
 def group_cious(cious: Mapping[str, float], key: Callable[[str], str] = image_group) -> dict[str, list[float]]:
-    """Group per-sample cIoUs {id: cIoU} by image: {group: [cIoU, ...]} in first-seen order."""
+    """Group per-sample cIoUs {id: cIoU} by instance: {key(id): [cIoU, ...]} in first-seen order.
+
+    The default `key` is the bare `short_name` rule, right for official file names (IS3 image
+    names); for SoundLens ids pass `instances.instance_key_fn(naming)`.
+    """
     groups: dict[str, list[float]] = {}
     for sample_id, value in cious.items():
         groups.setdefault(key(sample_id), []).append(float(value))
@@ -109,13 +116,21 @@ def group_cious(cious: Mapping[str, float], key: Callable[[str], str] = image_gr
 
 
 def iiou(groups: Mapping[str, Sequence[float]], threshold: float = 0.5) -> float:
-    """SSL-Align iIoU: fraction of images whose every per-object cIoU is >= threshold (§2.4)."""
+    """SSL-Align iIoU: fraction of instances whose every per-object cIoU is >= threshold (§2.4).
+
+    `utils.Evaluator_iiou.finalize_cIoU`: per instance the min of the 0/1 indicators. A NaN cIoU
+    (0/0) counts as a miss here; the official min/mean propagate it, making the iIoU NaN.
+    Returns a float in [0, 1]; NaN for no instance.
+    """
     if not groups:
         return float("nan")
     return float(np.mean([float(np.all(np.asarray(v, dtype=np.float64) >= threshold)) for v in groups.values()]))
 
 
 def iauc(groups: Mapping[str, Sequence[float]]) -> float:
-    """SSL-Align iAUC: trapezoid area of iIoU over the same 21 thresholds as `auc` (§2.4)."""
+    """SSL-Align iAUC: trapezoid area of iIoU over the same 21 thresholds as `auc` (§2.4).
+
+    `utils.Evaluator_iiou.finalize_IAUC`; NaN cIoUs count as misses (see `iiou`).
+    """
     y = np.array([iiou(groups, t) for t in AUC_THRESHOLDS], dtype=np.float64)
     return float(np.trapezoid(y, AUC_THRESHOLDS))

@@ -1,0 +1,118 @@
+"""One learning run of the learning tests, in a process of its own: a method trains on procedural
+pairs and is scored on held-out 2-3-object scenes (the pointing game).
+
+A process of its own because the numerics under test are fixed when torch starts:
+`ATEN_CPU_CAPABILITY` (default | avx2 | avx512) picks ATen's CPU kernels, the thread count sets the
+reduction order. `run_config()` starts one with the given environment and returns its JSON line;
+`python tests/models/learning_run.py --method lvs --seed 0 --threads 1` runs one by hand.
+
+The seed varies everything a run draws: the training scenes, the model's initialisation, the data
+order and the augmentations. The held-out scenes are the same for every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TRAIN_PAIRS = 2000
+HELDOUT_PAIRS, HELDOUT_SEED = 300, 10_000
+EPOCHS, BATCH = 3, 32  # Adam at each method's training.params.short_run_lr and short_run_schedule
+# Options of these runs only, on top of SHORT_RUN_OPTIONS. The procedural clips are 3 s long; LVS's
+# own preset tiles them to 10 s (the same sound 3.3 times: 3.4x the audio compute, the same
+# information), so its learning runs take the 3-s spectrogram of the EZ-VSL preset.
+TEST_OPTIONS: dict[str, dict] = {"lvs": {"audio_preset": "ezvsl"}}
+RANDOM_OBJECT_RATE = 0.42  # a random visible object of a 2-3-object scene
+
+
+def learn(method: str, seed: int, save: str | None = None) -> dict:
+    """Train `method` (lite encoders, its short-run options) and score it; the figures as a dict."""
+    import torch
+
+    import models
+    from training.data import InMemory
+    from training.engine import TrainConfig, fit, localization_hits
+    from training.params import SHORT_RUN_OPTIONS, short_run_lr, short_run_schedule
+    from training.synth import SceneConfig
+    from training.synth.pairs import SynthPairs
+
+    start = time.perf_counter()
+    train = InMemory(SynthPairs(TRAIN_PAIRS, seed=1 + seed, config=SceneConfig(image_size=112)))
+    heldout = InMemory(SynthPairs(HELDOUT_PAIRS, seed=HELDOUT_SEED,
+                                  config=SceneConfig(image_size=112, min_objects=2, max_objects=3)))
+    torch.manual_seed(seed)
+    options = {**SHORT_RUN_OPTIONS.get(method, {}), **TEST_OPTIONS.get(method, {})}
+    model = models.create(method, encoder="lite", **options)
+    before = localization_hits(model, heldout).float().mean().item()
+    per_epoch = []
+
+    def score_epoch(record: dict) -> None:
+        if record.get("last"):
+            per_epoch.append(localization_hits(model, heldout).float().mean().item())
+            model.train()
+
+    history = fit(model, train, TrainConfig(epochs=EPOCHS, batch_size=BATCH, lr=short_run_lr(method), seed=seed,
+                                            lr_schedule=short_run_schedule(method)),
+                  log=score_epoch)
+    after = localization_hits(model, heldout).float().mean().item()
+    if save:
+        models.save(model, save)
+    return {"method": method, "seed": seed, "options": options, "before": before, "after": after,
+            "loss": [h["loss"] for h in history], "per_epoch": per_epoch, "capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "data_sha256": _digest(train),
+            "seconds": time.perf_counter() - start}
+
+
+def _digest(dataset) -> str:
+    """sha256 of the training frames and waveforms: equal on two machines iff they trained on the same bytes."""
+    h = hashlib.sha256()
+    for i in range(len(dataset)):
+        item = dataset[i]
+        h.update(item["frame"].numpy().tobytes())
+        h.update(item["waveform"].numpy().tobytes())
+    return h.hexdigest()
+
+
+def start_config(method: str, seed: int, capability: str | None = None, threads: int = 1) -> subprocess.Popen:
+    """Start one run in a fresh process. `capability` None keeps the caller's ATEN_CPU_CAPABILITY
+    (unset: the CPU's best); the thread count is set for torch, OpenMP and MKL alike."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if capability is not None:
+        env["ATEN_CPU_CAPABILITY"] = capability
+    cmd = [sys.executable, str(Path(__file__)), "--method", method, "--seed", str(seed), "--threads", str(threads)]
+    return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def result_of(proc: subprocess.Popen, timeout: float = 1800) -> dict:
+    """The JSON line a run printed last; a RuntimeError with its stderr if it failed."""
+    out, err = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"learning run {proc.args} failed ({proc.returncode}):\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--save", metavar="FILE", help="also write the trained model here (.safetensors)")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(json.dumps(learn(args.method, args.seed, args.save)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
