@@ -14,7 +14,7 @@ DEMO_OUT ?= out/demo
 .PHONY: demo test test-all test-robust setup system-deps lint clean
 
 demo: setup
-	$(PY) -m tools.main demo --out $(DEMO_OUT)
+	$(PY) -m soundlens.tools.main demo --out $(DEMO_OUT)
 
 test: setup
 	$(VENV)/bin/ruff check .

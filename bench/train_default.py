@@ -14,12 +14,11 @@ import json
 import time
 
 import torch
-
-import models
-from training.data import InMemory
-from training.engine import TrainConfig, fit, localization_hits
-from training.synth import SceneConfig
-from training.synth.pairs import SynthPairs
+from soundlens import models
+from soundlens.training.data import InMemory
+from soundlens.training.engine import TrainConfig, fit, localization_hits
+from soundlens.training.synth import SceneConfig
+from soundlens.training.synth.pairs import SynthPairs
 
 
 def main() -> None:

@@ -17,15 +17,14 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["PYQTGRAPH_QT_LIB"] = "PyQt5"
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import models  # noqa: E402  (after the path fix, so it runs from a checkout)
-from realtime.pipeline import LiveConfig, LivePipeline  # noqa: E402
-from realtime.publisher import PublisherConfig  # noqa: E402
-from realtime.sources import SyntheticConfig, SyntheticSource  # noqa: E402
-from realtime.viewer import ViewerConfig, ViewerWindow, ensure_app  # noqa: E402
-from realtime.worker import WorkerConfig  # noqa: E402
-from tools.commands.live import audio_buffer_seconds  # noqa: E402
+from soundlens import models  # noqa: E402  (after the Qt environment is set)
+from soundlens.realtime.pipeline import LiveConfig, LivePipeline  # noqa: E402
+from soundlens.realtime.publisher import PublisherConfig  # noqa: E402
+from soundlens.realtime.sources import SyntheticConfig, SyntheticSource  # noqa: E402
+from soundlens.realtime.viewer import ViewerConfig, ViewerWindow, ensure_app  # noqa: E402
+from soundlens.realtime.worker import WorkerConfig  # noqa: E402
+from soundlens.tools.commands.live import audio_buffer_seconds  # noqa: E402
+from soundlens.training.synth import scene_video  # noqa: E402
 
 
 def main() -> int:
@@ -39,7 +38,7 @@ def main() -> int:
     model = models.load(args.model)
     source = SyntheticSource(SyntheticConfig(seconds=args.seconds + 10, seed=args.seed, image_size=256,
                                              sample_rate=model.audio_preset.sample_rate,
-                                             audio_seconds=audio_buffer_seconds(model)))
+                                             audio_seconds=audio_buffer_seconds(model)), scene_video)
     config = LiveConfig(worker=WorkerConfig(hop=0.1, preview=True, preview_fps=30, jpeg_quality=90),
                         publisher=PublisherConfig(address="tcp://127.0.0.1:*"))
     app = ensure_app(offscreen=os.environ.get("QT_QPA_PLATFORM") == "offscreen")

@@ -1,27 +1,34 @@
 """The SoundLens model zoo: one interface, a registry, presets and safe checkpoints.
 
-    import models
+    from soundlens import models
     models.available()                       # ['ezvsl', 'lvs', ...]
     model = models.create("ezvsl", encoder="lite")
     model = models.load("default")           # or a .safetensors path
     maps = model.heatmap(*model.prepare(frames, waveforms, sample_rate))
 """
 
-from models import methods as _methods  # noqa: F401  (registers the built-in methods)
-from models.base import MethodConfig, SoundLocalizer
-from models.checkpoint import describe, load, save
-from models.encoders import build_encoder, load_pretrained
-from models.frontends import AudioFrontend, audio_frontend
-from models.images import prepare_images
-from models.maps import minmax, peak_xy, resize_map
-from models.methods import ezvsl as _ezvsl  # noqa: F401
-from models.methods import jsa as _jsa  # noqa: F401
-from models.methods import lvs as _lvs  # noqa: F401
-from models.methods import sira as _sira  # noqa: F401
-from models.methods import slavc as _slavc  # noqa: F401
-from models.methods import sslalign as _sslalign  # noqa: F401
-from models.presets import AUDIO_PRESETS, IMAGE_PRESETS, AudioPreset, ImagePreset, audio_preset, image_preset
-from models.registry import available, create, make_config, method_entry, register_method
+from soundlens.models import methods as _methods  # noqa: F401  (registers the built-in methods)
+from soundlens.models.base import MethodConfig, SoundLocalizer
+from soundlens.models.checkpoint import describe, load, save
+from soundlens.models.encoders import build_encoder, load_pretrained
+from soundlens.models.frontends import AudioFrontend, audio_frontend
+from soundlens.models.images import prepare_images
+from soundlens.models.maps import minmax, peak_xy, resize_map
+from soundlens.models.methods import ezvsl as _ezvsl  # noqa: F401
+from soundlens.models.methods import jsa as _jsa  # noqa: F401
+from soundlens.models.methods import lvs as _lvs  # noqa: F401
+from soundlens.models.methods import sira as _sira  # noqa: F401
+from soundlens.models.methods import slavc as _slavc  # noqa: F401
+from soundlens.models.methods import sslalign as _sslalign  # noqa: F401
+from soundlens.models.presets import (
+    AUDIO_PRESETS,
+    IMAGE_PRESETS,
+    AudioPreset,
+    ImagePreset,
+    audio_preset,
+    image_preset,
+)
+from soundlens.models.registry import available, create, make_config, method_entry, register_method
 
 __all__ = [
     "AUDIO_PRESETS", "IMAGE_PRESETS", "AudioFrontend", "AudioPreset", "ImagePreset", "MethodConfig",

@@ -10,12 +10,11 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from soundlens.models.encoders import build_encoder, load_pretrained
+from soundlens.models.frontends import AudioFrontend
+from soundlens.models.images import prepare_images
+from soundlens.models.presets import audio_preset, image_preset
 from torch import nn
-
-from models.encoders import build_encoder, load_pretrained
-from models.frontends import AudioFrontend
-from models.images import prepare_images
-from models.presets import audio_preset, image_preset
 
 
 @dataclass
@@ -55,6 +54,9 @@ class SoundLocalizer(nn.Module):
     # Why `loss(batch, gather=...)` cannot use the whole job's negatives; None when it can
     # (open_clip's ClipLoss pattern, style.md §2: the loss gathers, one code path for 1 or N ranks).
     cannot_gather: ClassVar[str | None] = "it defines no gathered loss"
+    # Trains with conceptual positives from a neighbour index (`soundlens data neighbours`); the
+    # trainer then loads <data folder>/neighbours.npz when it exists (SSL-Align, paper 2 §3.2).
+    uses_neighbours: ClassVar[bool] = False
 
     def __init__(self, config: MethodConfig):
         super().__init__()

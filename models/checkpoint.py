@@ -13,10 +13,9 @@ import struct
 from pathlib import Path
 
 import torch
-
-from models.presets import preset_dict
-from models.registry import create, method_entry
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
+from soundlens.models.presets import preset_dict
+from soundlens.models.registry import create, method_entry
 
 FORMAT = "soundlens.checkpoint"
 FORMAT_VERSION = "1"

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from soundlens.models.errors import SoundLensError
 from torch import nn
-
-from tools.errors import SoundLensError
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.signal import get_window
-
-from models.presets import AudioPreset, audio_preset
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
+from soundlens.models.presets import AudioPreset, audio_preset
 
 
 def tile_to(waveform: torch.Tensor, length: int) -> torch.Tensor:

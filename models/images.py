@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from models.presets import ImagePreset
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
+from soundlens.models.presets import ImagePreset
 
 
 def resize(x: torch.Tensor, size: int | tuple[int, int], mode: str) -> torch.Tensor:

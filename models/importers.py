@@ -1,6 +1,6 @@
 """Official checkpoints -> SoundLens checkpoints (`soundlens import`), timm `checkpoint_filter_fn` style.
 
-One table names, per official release, the SoundLens method and presets it needs and how its keys
+Each method file declares, per official release (`OfficialSource`), the SoundLens method and presets it needs and how its keys
 map (official_repos.md §2, §7.3). `import_official` reads the file with `torch.load(weights_only=True)`
 only, unwraps the container (`model`, `model_state_dict`, `state_dict`) and the DDP / Lightning
 prefixes (`module.`, `model.`), remaps the keys, drops the parameters the releases carry but never
@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from models.checkpoint import save
-from models.registry import create
-from tools.errors import SoundLensError
+from soundlens.models.checkpoint import save
+from soundlens.models.errors import SoundLensError
+from soundlens.models.registry import create
 
 CONTAINERS = ("model", "model_state_dict", "state_dict")  # §7.3
 PREFIXES = ("module.", "model.")  # DDP / DataParallel, Lightning (§7.3)
@@ -47,17 +46,6 @@ def remap_avenet(state: dict) -> dict:
     return out
 
 
-def remap_ssltie(state: dict) -> dict:
-    """SSL-TIE `AVENet` (§2.5): the LVS layout plus `vision_fc1`, `conv3`, `norm3`, unused by the map."""
-    return remap_avenet({k: v for k, v in state.items() if not k.startswith(("vision_fc1.", "conv3.", "norm3."))})
-
-
-def remap_jsa(state: dict) -> dict:
-    """JSA (§2.8 key table): the audio stem `audnet.conv1_1` is our `audnet.conv1`; all else keeps its name."""
-    stem = "audnet.conv1_1."
-    return {("audnet.conv1." + k[len(stem):] if k.startswith(stem) else k): v for k, v in state.items()}
-
-
 @dataclass(frozen=True)
 class OfficialSource:
     """One official release: the SoundLens method + config it imports into, and its key remap."""
@@ -68,23 +56,12 @@ class OfficialSource:
     origin: str = ""
 
 
-SOURCES: dict[str, OfficialSource] = {
-    "ezvsl": OfficialSource("ezvsl", {"audio_preset": "ezvsl", "image_preset": "ezvsl"},
-                            origin="stoneMo/EZ-VSL README Drive folder, best.pth {'model'} with module. (§2.1)"),
-    "slavc": OfficialSource("slavc", {"audio_preset": "ezvsl", "image_preset": "ezvsl"},
-                            origin="stoneMo/SLAVC README Drive file, {'model'} with module. (§2.2)"),
-    "lvs": OfficialSource("lvs", {"audio_preset": "lvs", "image_preset": "lvs"}, remap_avenet,
-                          origin="hche11/Localizing-Visual-Sounds-the-Hard-Way README Drive links, "
-                                 "{'model_state_dict'} with module. (§2.3)"),
-    # The release holds only the LVS AVENet used at test time (§2.4), no projection heads.
-    "sslalign": OfficialSource("sslalign", {"audio_preset": "sslalign", "image_preset": "sslalign",
-                                            "projection": False}, remap_avenet,
-                               origin="kaistmm/SSLalignment checkpoints/ours_*.pth.tar, {'model_state_dict'} (§2.4)"),
-    "ssltie": OfficialSource("lvs", {"audio_preset": "ssltie", "image_preset": "lvs"}, remap_ssltie,
-                             origin="jinxiang-liu/SSL-TIE ckpts/*.pth.tar (Drive/Baidu), {'state_dict'} (§2.5)"),
-    "jsa": OfficialSource("jsa", {"audio_preset": "jsa", "image_preset": "jsa"}, remap_jsa,
-                          origin="InhoKim429/JSA: no released checkpoint; train_slot.py saves {'model'} (§2.8)"),
-}
+def official_sources() -> dict[str, OfficialSource]:
+    """Every official release SoundLens imports, by name: the `OFFICIAL` sources each method file
+    registers with `register_method` (like timm's `default_cfgs` next to each model)."""
+    from soundlens.models.registry import available, method_entry
+
+    return {name: src for m in available() for name, src in method_entry(m).official.items()}
 
 
 @dataclass
@@ -132,10 +109,12 @@ def read_official(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def import_official(source: str, src: str | Path, out: str | Path, allow_missing: bool = False) -> ImportResult:
-    """Convert official checkpoint `src` of release `source` (a SOURCES key) to a SoundLens checkpoint."""
-    if source not in SOURCES:
-        raise SoundLensError(f"unknown official source '{source}'; choose one of {', '.join(SOURCES)}")
-    spec = SOURCES[source]
+    """Convert official checkpoint `src` of release `source` (an `official_sources()` key) to a SoundLens
+    checkpoint."""
+    sources = official_sources()
+    if source not in sources:
+        raise SoundLensError(f"unknown official source '{source}'; choose one of {', '.join(sources)}")
+    spec = sources[source]
     state = spec.remap(read_official(src))
     model = create(spec.method, **spec.config)
     target = model.state_dict()

@@ -5,9 +5,27 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a method trains, declared in its own file next to its config.
+
+    train: the paper's optimiser settings (TrainConfig fields; the rest keep TrainConfig's EZ-VSL
+        defaults). `soundlens train` starts from these.
+    short_run_options / short_run_lr / short_run_schedule: what a short run on procedural still
+        pairs needs instead (a few hundred steps on 112 px scenes rather than the papers' tens of
+        thousands on VGGSound), each with its reason and measured effect in the method file. The
+        learning tests and `soundlens bench accuracy` apply them; `soundlens train` never does.
+    """
+
+    train: dict = field(default_factory=dict)
+    short_run_options: dict = field(default_factory=dict)
+    short_run_lr: float = 1e-3
+    short_run_schedule: str = "constant"
 
 
 @dataclass(frozen=True)
@@ -17,18 +35,22 @@ class MethodEntry:
     config_cls: type
     summary: str
     paper: str
+    recipe: Recipe = Recipe()
+    official: dict = field(default_factory=dict)  # release name -> models.importers.OfficialSource
 
 
 _METHODS: dict[str, MethodEntry] = {}
 
 
-def register_method(name: str, config_cls: type, summary: str = "", paper: str = ""):
-    """Decorator: register `builder(config) -> model` under `name` with its config dataclass."""
+def register_method(name: str, config_cls: type, summary: str = "", paper: str = "", recipe: Recipe | None = None,
+                    official: dict | None = None):
+    """Decorator: register `builder(config) -> model` under `name` with its config dataclass, its
+    recipe and the official releases it imports (`soundlens import --from NAME`)."""
 
     def wrap(builder: Callable) -> Callable:
         if name in _METHODS:
             raise ValueError(f"method '{name}' registered twice")
-        _METHODS[name] = MethodEntry(name, builder, config_cls, summary, paper)
+        _METHODS[name] = MethodEntry(name, builder, config_cls, summary, paper, recipe or Recipe(), dict(official or {}))
         return builder
 
     return wrap

@@ -3,7 +3,7 @@
 Light parts (wire format, rings, publisher, `Subscriber`) import with numpy and pyzmq only, so a
 client needs no torch; the worker and pipeline load on first use.
 
-    from realtime import Subscriber, wire
+    from soundlens.realtime import Subscriber, wire
     with Subscriber("tcp://127.0.0.1:5555") as sub:
         msg = sub.recv(wire.topic("heatmap", "cam0"), timeout=2.0)
         msg.arrays["heatmap"], msg.header["peaks"]
@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import importlib
 
-from realtime import wire
-from realtime.clock import FixedClock, SampleClock
-from realtime.publisher import DEFAULT_ADDRESS, Publisher, PublisherConfig, is_loopback
-from realtime.ring import AudioRing, Frame, FrameRing
-from realtime.subscriber import Subscriber, SubscriberStats
+from soundlens.realtime import wire
+from soundlens.realtime.clock import FixedClock, SampleClock
+from soundlens.realtime.publisher import DEFAULT_ADDRESS, Publisher, PublisherConfig, is_loopback
+from soundlens.realtime.ring import AudioRing, Frame, FrameRing
+from soundlens.realtime.subscriber import Subscriber, SubscriberStats
 
 _LAZY = {
-    "InferenceWorker": "realtime.worker",
-    "WorkerConfig": "realtime.worker",
-    "LivePipeline": "realtime.pipeline",
-    "LiveConfig": "realtime.pipeline",
+    "InferenceWorker": "soundlens.realtime.worker",
+    "WorkerConfig": "soundlens.realtime.worker",
+    "LivePipeline": "soundlens.realtime.pipeline",
+    "LiveConfig": "soundlens.realtime.pipeline",
 }
 
 

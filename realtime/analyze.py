@@ -33,13 +33,12 @@ import av
 import cv2
 import numpy as np
 import torch
-
-from realtime.clock import FixedClock
-from realtime.peaks import map_region
-from realtime.ring import AudioRing, Frame, FrameRing
-from realtime.sources.media import AUDIO_RESYNC_S, Pacer
-from realtime.worker import InferenceWorker, WorkerConfig
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
+from soundlens.realtime.clock import FixedClock
+from soundlens.realtime.peaks import map_region
+from soundlens.realtime.ring import AudioRing, Frame, FrameRing
+from soundlens.realtime.sources.media import AUDIO_RESYNC_S, Pacer
+from soundlens.realtime.worker import InferenceWorker, WorkerConfig
 
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")
 COPYABLE_AUDIO = {".mp4": ("aac",), ".mov": ("aac",), ".mkv": ("aac", "opus", "vorbis", "mp3", "flac")}
@@ -121,7 +120,7 @@ class OfflineWorker(InferenceWorker):
         length = getattr(preset, "num_samples", None)
         if length is None or samples.size == length or getattr(preset, "context", None) is not None:
             return samples
-        from models.frontends import select_window
+        from soundlens.models.frontends import select_window
 
         return select_window(torch.from_numpy(np.ascontiguousarray(samples))[None], preset)[0].numpy()
 
@@ -140,7 +139,7 @@ class OfflineWorker(InferenceWorker):
 # --- drawing ---------------------------------------------------------------------------------
 class OverlayPainter:
     """Draws results over frames: the map stretched over the region the model saw, coloured (JET,
-    as tools.overlay) with opacity ramping up from `floor` (below it the frame keeps its own
+    as realtime.overlay) with opacity ramping up from `floor` (below it the frame keeps its own
     pixels), and rings with the peak scores. The colour and alpha layers of a result are kept
     while it is reused (--hop), so each further frame costs one blend."""
 

@@ -14,11 +14,10 @@ import threading
 import time
 
 import torch
-
-from realtime import wire
-from realtime.pipeline import LiveConfig, LivePipeline
-from realtime.stats import percentiles
-from realtime.subscriber import Subscriber
+from soundlens.realtime import wire
+from soundlens.realtime.pipeline import LiveConfig, LivePipeline
+from soundlens.realtime.stats import percentiles
+from soundlens.realtime.subscriber import Subscriber
 
 # Targets the project reports against (2 CPU cores, lite model).
 TARGET_HEATMAPS_PER_S = 15.0

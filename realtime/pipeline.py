@@ -11,11 +11,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from realtime.publisher import Publisher, PublisherConfig
-from realtime.sources.base import Source
-from realtime.stats import Rate
-from realtime.worker import InferenceWorker, WorkerConfig
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
+from soundlens.realtime.publisher import Publisher, PublisherConfig
+from soundlens.realtime.sources.base import Source
+from soundlens.realtime.stats import Rate
+from soundlens.realtime.worker import InferenceWorker, WorkerConfig
 
 
 @dataclass

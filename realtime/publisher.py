@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
-
-from realtime import wire
-from realtime.stats import LatencyWindow
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
+from soundlens.realtime import wire
+from soundlens.realtime.stats import LatencyWindow
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 

@@ -19,8 +19,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-
-from realtime.clock import FixedClock, SampleClock
+from soundlens.realtime.clock import FixedClock, SampleClock
 
 
 class AudioRing:

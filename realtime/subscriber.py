@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
-
-from realtime import wire
-from realtime.publisher import DEFAULT_ADDRESS, close_socket
+from soundlens.realtime import wire
+from soundlens.realtime.publisher import DEFAULT_ADDRESS, close_socket
 
 
 @dataclass

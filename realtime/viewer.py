@@ -30,11 +30,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from realtime import wire
-from realtime.publisher import DEFAULT_ADDRESS, is_loopback
-from realtime.subscriber import Subscriber
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
+from soundlens.realtime import wire
+from soundlens.realtime.publisher import DEFAULT_ADDRESS, is_loopback
+from soundlens.realtime.subscriber import Subscriber
 
 if "pyqtgraph" not in sys.modules:
     os.environ["PYQTGRAPH_QT_LIB"] = "PyQt5"  # pyqtgraph would prefer PyQt6/PySide6 if installed

@@ -22,12 +22,11 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 import torch
-
-from realtime.peaks import find_peaks, map_region, normalise
-from realtime.ring import AudioRing, Frame, FrameRing
-from realtime.sources.media import Pacer
-from realtime.stats import LatencyWindow
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
+from soundlens.realtime.peaks import find_peaks, map_region, normalise
+from soundlens.realtime.ring import AudioRing, Frame, FrameRing
+from soundlens.realtime.sources.media import Pacer
+from soundlens.realtime.stats import LatencyWindow
 
 
 @dataclass

@@ -25,6 +25,6 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def trained_lite_model():
     """The shipped default model: a lite encoder trained on the procedural benchmark."""
-    import models
+    from soundlens import models
 
     return models.load("default")

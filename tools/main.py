@@ -8,7 +8,7 @@ import difflib
 import importlib
 import sys
 
-from tools.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, SoundLensError
+from soundlens.models.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, SoundLensError
 
 # name -> (module under tools.commands, one-line summary). Only commands that work are listed.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -37,7 +37,7 @@ def usage() -> str:
 def command_parser(name: str):
     """(parser, run) of one command, importing only its module."""
     module_name, summary = COMMANDS[name]
-    module = importlib.import_module(f"tools.commands.{module_name}")
+    module = importlib.import_module(f"soundlens.tools.commands.{module_name}")
     parser = argparse.ArgumentParser(prog=f"soundlens {name}", description=summary)
     module.add_arguments(parser)
     return parser, module.run

@@ -2,8 +2,8 @@
 score it on one held-out test split; writes a Markdown + JSON table and PNG plots.
 
 The default budget is the one the learning test uses (tests/models/test_learning.py: lite
-encoder, 112 px, 2000 pairs, 3 epochs, batch 32, Adam lr 1e-3 except training.params.SHORT_RUN_LR,
-training.params.SHORT_RUN_OPTIONS), so the table shows what each method reaches on a CPU-sized run,
+encoder, 112 px, 2000 pairs, 3 epochs, batch 32, Adam lr 1e-3 except the method's Recipe (short_run_lr),
+the method's Recipe (short_run_options)), so the table shows what each method reaches on a CPU-sized run,
 not the papers' numbers. The test split has 2-3 objects per scene, so the pointing game has a baseline: a random visible object is right about 42 % of the time.
 
 Outputs in OUT: accuracy.json, accuracy.md, success_curve.png (fraction of samples with cIoU >= t
@@ -22,8 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
 
 # The same colours for a method in every plot (RGB).
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
@@ -40,7 +39,7 @@ class AccuracyConfig:
     pairs: int = 2000
     epochs: int = 3
     batch_size: int = 32
-    lr: float | None = None  # None: each method's training.params.short_run_lr
+    lr: float | None = None  # None: each method's the method's Recipe (short_run_lr)
     encoder: str = "lite"
     image_size: int = 112
     test_pairs: int = 300
@@ -54,7 +53,7 @@ class AccuracyConfig:
     gallery: int = 6
     out: str = "bench_results/accuracy"
     progress: bool = True
-    short_run_options: bool = True  # training.params.SHORT_RUN_OPTIONS (False: every paper default)
+    short_run_options: bool = True  # the method's Recipe (short_run_options) (False: every paper default)
     command: str = ""  # the command line that made it, for the report
     extra: dict = field(default_factory=dict)
 
@@ -77,9 +76,8 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
     With several seeds, each seed's runs go to OUT/seed<S>/ and every metric is reported as mean,
     sample standard deviation and minimum over the seeds (`results[i]["spread"]`)."""
     import torch
-
-    import models
-    from training.data import eval_data
+    from soundlens import models
+    from soundlens.training.data import eval_data
 
     if not cfg.methods:
         raise SoundLensError("--methods is empty; name at least one method (see 'soundlens models')")
@@ -118,17 +116,17 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
 
 def _run_methods(cfg: AccuracyConfig, test, gallery_items: list[dict], out: Path):
     """Train and score every method with `cfg.seed`; (result rows, gallery maps, annotations)."""
-    import models
-    from training import protocols
-    from training.engine import TrainConfig, annotations_of, predict
-    from training.main import train
-    from training.params import SHORT_RUN_OPTIONS, RunConfig, short_run_lr, short_run_schedule
+    from soundlens import models
+    from soundlens.training import protocols
+    from soundlens.training.engine import TrainConfig, annotations_of, predict
+    from soundlens.training.main import train
+    from soundlens.training.params import RunConfig, short_run_lr, short_run_options, short_run_schedule
 
     proto = protocols.get(cfg.protocol)
     results, gallery_maps, ann = [], {}, None
     for k, method in enumerate(cfg.methods):
         run_dir = out / "runs" / method
-        options = dict(SHORT_RUN_OPTIONS.get(method, {})) if cfg.short_run_options else {}
+        options = short_run_options(method) if cfg.short_run_options else {}
         lr = cfg.lr if cfg.lr is not None else short_run_lr(method)
         run = RunConfig(method=method, data=_train_spec(cfg), out=str(run_dir), encoder=cfg.encoder, model=options,
                         val_pairs=cfg.val_pairs, protocol=cfg.protocol, device=cfg.device,
@@ -161,8 +159,8 @@ def _run_methods(cfg: AccuracyConfig, test, gallery_items: list[dict], out: Path
 
 
 def _score_row(method, options, lr, cfg, pred, ann, proto, source) -> dict:
-    from training import metrics
-    from training.engine import retrieval_report, score_annotated
+    from soundlens.training import metrics
+    from soundlens.training.engine import retrieval_report, score_annotated
 
     report = score_annotated(ann, pred.maps, proto, maps_source=source)
     retrieval = retrieval_report(pred, ann, [i for i in ann.ids if i in pred.maps]) or {}
@@ -221,7 +219,7 @@ def spread_notes(results: list[dict], key: str = "hit_rate") -> list[str]:
 
 
 def _device(name):
-    from training.distributed import pick_device
+    from soundlens.training.distributed import pick_device
 
     return pick_device(name)
 
@@ -294,7 +292,7 @@ def markdown_table(doc: dict) -> str:
               "by class over the test scenes. Values in %.", ""]
     options = {r["method"]: r["options"] for r in doc["results"] if r.get("options")}
     if options:
-        lines += ["Short-run method options (training.params.SHORT_RUN_OPTIONS): " + "; ".join(
+        lines += ["Short-run method options (the method's Recipe (short_run_options)): " + "; ".join(
             f"{m} {', '.join(f'{k}={v}' for k, v in o.items())}" for m, o in options.items()) + ".", ""]
     if doc.get("command"):
         lines += ["Command:", "", "```", doc["command"], "```", ""]
@@ -305,7 +303,7 @@ def markdown_table(doc: dict) -> str:
 def plot_success(results: list[dict], path: Path) -> Path:
     """Success rate (fraction of samples with cIoU >= t) against the threshold t, one line per method;
     with the adaptive (area-matched) threshold when every method has it, the informative one here."""
-    from training.metrics import AUC_THRESHOLDS
+    from soundlens.training.metrics import AUC_THRESHOLDS
 
     x = np.asarray(AUC_THRESHOLDS)
     adaptive = bool(results) and all("success_curve_adap" in r for r in results)
@@ -370,9 +368,8 @@ def draw_gallery(items: list[dict], ann, maps_by_method: dict[str, list[np.ndarr
                  cell: int = 160) -> Path:
     """A grid: the test frames with their GT box (first row), then one row of heatmap overlays per method."""
     import cv2
-
-    from tools.overlay import overlay_heatmap
-    from training.datasets.gt import normalised_box_pixels
+    from soundlens.realtime.overlay import overlay_heatmap
+    from soundlens.training.datasets.gt import normalised_box_pixels
 
     label_w, font = 90, cv2.FONT_HERSHEY_SIMPLEX
     rows = [("frame", None), *((m, maps) for m, maps in maps_by_method.items())]

@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from soundlens.models.errors import SoundLensError
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
-
-from tools.errors import SoundLensError
 
 DEFAULT_PROCEDURAL_N = 2000
 # A held-out procedural split uses this seed offset: SynthPairs item i depends only on
@@ -54,7 +53,7 @@ class DataSpec:
     annotations: Path | None = None
 
     def scene_config(self):
-        from training.synth import SceneConfig
+        from soundlens.training.synth import SceneConfig
 
         return SceneConfig(image_size=self.image_size, min_objects=self.min_objects, max_objects=self.max_objects,
                            silent_prob=self.silent_prob, distractor_prob=self.distractor_prob)
@@ -151,7 +150,7 @@ class ProceduralClips(Dataset):
     """SynthPairs items without the per-pixel mask (not needed to train or score)."""
 
     def __init__(self, spec: DataSpec):
-        from training.synth import SynthPairs
+        from soundlens.training.synth import SynthPairs
 
         self.spec = spec
         self.pairs = SynthPairs(spec.n, seed=spec.seed, config=spec.scene_config())
@@ -169,7 +168,7 @@ class FolderClips(Dataset):
     """Clips of a prepared folder (`AudioVisualFolder`), optionally restricted to `ids`."""
 
     def __init__(self, spec: DataSpec, ids: list[str] | None = None):
-        from training.datasets import AudioVisualFolder
+        from soundlens.training.datasets import AudioVisualFolder
 
         self.spec = spec
         self.folder = AudioVisualFolder(spec.root, spec.list_file)
@@ -264,7 +263,7 @@ def train_data(spec: DataSpec | str, global_batch: int, rank: int = 0, world_siz
     per_rank = global_batch // world_size
     dataset = build_dataset(spec)
     if neighbours is not None:
-        from training.neighbours import ConceptualPositives, NeighbourIndex
+        from soundlens.training.neighbours import ConceptualPositives, NeighbourIndex
 
         dataset = ConceptualPositives(dataset, NeighbourIndex.load(neighbours))
     if len(dataset) < global_batch:
@@ -301,7 +300,7 @@ def eval_data(spec: DataSpec | str, allow_missing: bool = False) -> EvalData:
     if spec.annotations is None:
         raise SoundLensError(f"{spec.root} has no annotations (annotations.json or one VGG-SS-format JSON); "
                              f"pass them as '{spec.root},ann=FILE'")
-    from training.datasets import load_annotations
+    from soundlens.training.datasets import load_annotations
 
     ann = load_annotations(spec.annotations, warn=False)
     clips = FolderClips(spec, ids=[i for i in ann.ids])
@@ -316,7 +315,7 @@ def eval_data(spec: DataSpec | str, allow_missing: bool = False) -> EvalData:
 def procedural_records(batch: dict, image_size: int) -> list[dict]:
     """VGG-SS-format records {file, class, bbox} of a collated procedural batch, as `write_pairs`
     writes them (boxes normalised by the frame side and rounded to 6 decimals; [] when silent)."""
-    from training.synth import CLASSES
+    from soundlens.training.synth import CLASSES
 
     out = []
     boxes = np.asarray(batch["box"], dtype=np.float64)

@@ -20,8 +20,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
-
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
 
 
 @dataclass(frozen=True)

@@ -19,33 +19,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from soundlens.models.encoders import cell_geometry
+from soundlens.models.errors import SoundLensError
+from soundlens.models.images import crop_box
+from soundlens.training.params import TrainConfig
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-
-from models.encoders import cell_geometry
-from models.images import crop_box
-from tools.errors import SoundLensError
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings. Defaults are EZ-VSL's recipe (official_repos.md §2.1: Adam, lr 1e-4,
-    no weight decay, no schedule, batch 128, 20 epochs on the 144k sets); other methods' recipes
-    are in `training.params.RECIPES`."""
-
-    epochs: int = 20
-    batch_size: int = 128  # EZ-VSL / SLAVC / SIRA official batch (official_repos.md §2.1); global over ranks
-    lr: float = 1e-4  # Adam lr of EZ-VSL, SLAVC (§2.1, §2.2)
-    weight_decay: float = 0.0
-    grad_clip: float = 0.0  # 0 = off
-    num_workers: int = 0
-    seed: int = 0
-    amp: bool = True  # bfloat16 autocast on CUDA only
-    augment: bool = True  # random crop + flip (the official training transform)
-    optimizer: str = "adam"  # "adam" (EZ-VSL, SLAVC) or "adamw" (JSA, §2.8)
-    log_every: int = 10  # steps between log.jsonl step records
-    deterministic: bool = False  # torch deterministic algorithms (training.reproducibility)
-    lr_schedule: str = "constant"  # "constant" (EZ-VSL, SLAVC: no schedule, §2.1) or "cosine" (to 0 at the end)
 
 
 def scheduled_lr(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -176,10 +155,10 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, log: Callable
 def fit(model, dataset: Dataset, config: TrainConfig, log: Callable[[dict], None] | None = None) -> list[dict]:
     """Train `model` on `dataset` for `config.epochs` in this process; returns per-epoch summaries.
 
-    The in-process helper tests and notebooks use; `training.main` is the full trainer
+    The in-process helper tests and notebooks use; `soundlens.training.main` is the full trainer
     (checkpoints, validation, DDP).
     """
-    from training.reproducibility import set_deterministic
+    from soundlens.training.reproducibility import set_deterministic
 
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     set_deterministic(config.deterministic)
@@ -190,7 +169,7 @@ def fit(model, dataset: Dataset, config: TrainConfig, log: Callable[[dict], None
 
 
 def _fit(model, dataset: Dataset, config: TrainConfig, log) -> list[dict]:
-    from training.data import collate_clips
+    from soundlens.training.data import collate_clips
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -256,9 +235,8 @@ def predict(model, dataset: Dataset, batch_size: int = 32, embed: bool = True, w
             progress: bool = False) -> Predictions:
     """Native heatmaps (float32, as `model.heatmap` returns them) and, with `embed`, the
     retrieval embeddings of every clip. Runs in float32 (no autocast) so maps are reproducible."""
+    from soundlens.training.data import collate_clips, procedural_records
     from tqdm import tqdm
-
-    from training.data import collate_clips, procedural_records
 
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
@@ -287,7 +265,7 @@ def predict(model, dataset: Dataset, batch_size: int = 32, embed: bool = True, w
 def pointing_hits(maps: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray | None], protocol) -> dict[str, bool]:
     """Pointing game per sounding sample: is the peak of the map, upsampled with the protocol's
     interpolation to its 224 x 224 frame, on a ground-truth pixel? (silent samples are skipped)."""
-    from training.protocols import upsample_batch
+    from soundlens.training.protocols import upsample_batch
 
     ids = [i for i in gts if gts[i] is not None]
     hits: dict[str, bool] = {}
@@ -311,7 +289,7 @@ def score_annotated(ann, maps: Mapping[str, np.ndarray], protocol, object_maps: 
     pointing-game hit rate. Samples are taken in annotation order, so the report does not depend
     on where the maps came from (a model run or an .npz). Non-sounding (box-less) samples get a
     None GT, as `score_maps` expects."""
-    from training import protocols
+    from soundlens.training import protocols
 
     have = [i for i in ann.ids if i in maps and (object_maps is None or i in object_maps)]
     have_set = set(have)
@@ -336,7 +314,7 @@ def score_annotated(ann, maps: Mapping[str, np.ndarray], protocol, object_maps: 
 def retrieval_report(pred: Predictions, ann, ids: list[str]) -> dict | None:
     """Cross-modal R@1/5/10 (a->i, i->a; official_repos.md §3.7) over the sounding `ids` that
     have a class label; None when there are no embeddings, labels, or fewer than 2 classes."""
-    from training.metrics import cross_modal_recall
+    from soundlens.training.metrics import cross_modal_recall
 
     if pred.image_emb is None:
         return None
@@ -356,7 +334,7 @@ def annotations_of(data, pred: Predictions):
     """The `AnnotationSet` of an `EvalData`: its own, or one built from procedural records."""
     if data.annotations is not None:
         return data.annotations
-    from training.datasets import vggss_from_list
+    from soundlens.training.datasets import vggss_from_list
 
     return vggss_from_list(pred.records, source=data.spec.text, warn=False)
 
@@ -369,7 +347,7 @@ def evaluate(model, data, protocol: str = "ezvsl", batch_size: int = 32, workers
     ...) plus `retrieval` (R@K dict or None). `report["predictions"]` is not included; call
     `predict` + `score_annotated` to keep the maps.
     """
-    from training import protocols
+    from soundlens.training import protocols
 
     proto = protocols.get(protocol)
     pred = predict(model, data.dataset, batch_size=batch_size, embed=retrieval, workers=workers, progress=progress)

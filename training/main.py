@@ -1,4 +1,4 @@
-"""The trainer: `soundlens train ...` and `torchrun --nproc_per_node N -m training.main ...` share `main(argv)`.
+"""The trainer: `soundlens train ...` and `torchrun --nproc_per_node N -m soundlens.training.main ...` share `main(argv)`.
 
 Wiring as open_clip's `main.py` (style.md §2): parse -> typed config -> join the torchrun job ->
 same seed on every rank to build the model, seed + rank after -> data with a DistributedSampler ->
@@ -23,12 +23,18 @@ import time
 from pathlib import Path
 
 import torch
-
-from tools.errors import EXIT_USER_ERROR, SoundLensError
-from training.distributed import DistEnv, barrier, check_gatherable, cleanup, init_distributed, make_gather
-from training.engine import Objective, evaluate, make_optimizer, train_one_epoch, unwrap
-from training.params import RunConfig, config_from_args, parse_args
-from training.reproducibility import numerics, set_deterministic
+from soundlens.models.errors import EXIT_USER_ERROR, SoundLensError
+from soundlens.training.distributed import (
+    DistEnv,
+    barrier,
+    check_gatherable,
+    cleanup,
+    init_distributed,
+    make_gather,
+)
+from soundlens.training.engine import Objective, evaluate, make_optimizer, train_one_epoch, unwrap
+from soundlens.training.params import RunConfig, config_from_args, parse_args
+from soundlens.training.reproducibility import numerics, set_deterministic
 
 STATE_FORMAT = "soundlens.train_state"
 STATE_VERSION = "1"
@@ -124,8 +130,7 @@ def load_state(path: Path, model, optimizer) -> dict:
     """Restore what `save_state` wrote into `model` and `optimizer`; returns the info dict."""
     from safetensors import safe_open
     from safetensors.torch import load_file
-
-    from models.checkpoint import read_header
+    from soundlens.models.checkpoint import read_header
 
     _, meta = read_header(path)
     if meta.get("format") != STATE_FORMAT:
@@ -182,16 +187,17 @@ def _check_resume(config: RunConfig, out: Path) -> bool:
     return config.resume and state.is_file()
 
 
-def _neighbour_index(config: RunConfig, spec) -> Path | None:
-    """The neighbour index to train with: --neighbours, else the one next to a folder dataset for
-    SSL-Align (the place `soundlens data neighbours` writes it)."""
+def _neighbour_index(config: RunConfig, spec, model) -> Path | None:
+    """The neighbour index to train with: --neighbours, else, for a method that trains with
+    conceptual positives (`uses_neighbours`: SSL-Align), the one next to a folder dataset (the
+    place `soundlens data neighbours` writes it)."""
     if config.neighbours:
         path = Path(config.neighbours)
         if not path.is_file():
             raise SoundLensError(f"--neighbours {path} does not exist; make it with 'soundlens data neighbours'")
         return path
-    if config.method == "sslalign" and spec.kind != "procedural":
-        from training.neighbours import INDEX_NAME
+    if model.uses_neighbours and spec.kind != "procedural":
+        from soundlens.training.neighbours import INDEX_NAME
 
         path = Path(spec.root) / INDEX_NAME
         return path if path.is_file() else None
@@ -210,7 +216,7 @@ def _val_data(config: RunConfig, train_spec):
     """The validation set; every rank builds it (cheap: datasets are lazy) so a bad --val fails on
     all ranks alike instead of leaving the others waiting at a barrier. Annotated clips whose
     files are missing are left out (a partly downloaded test set still validates)."""
-    from training.data import eval_data, parse_spec
+    from soundlens.training.data import eval_data, parse_spec
 
     if config.val:
         return eval_data(parse_spec(config.val), allow_missing=True)
@@ -238,8 +244,8 @@ def train(config: RunConfig) -> dict:
 
 
 def _train(config: RunConfig, env: DistEnv) -> dict:
-    import models
-    from training.data import parse_spec, spec_summary, train_data
+    from soundlens import models
+    from soundlens.training.data import parse_spec, spec_summary, train_data
 
     t = config.train
     out = config.out_dir
@@ -265,7 +271,7 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
     elif config.resume:
         _say(env, f"nothing to resume in {out}; starting a new run")
 
-    neighbours = _neighbour_index(config, spec)
+    neighbours = _neighbour_index(config, spec, model)
     if neighbours is not None:
         _say(env, f"conceptual positives from {neighbours}")
     data = train_data(spec, t.batch_size, env.rank, env.world_size, t.num_workers, t.seed, neighbours)
@@ -345,8 +351,8 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
 
 def _validate_and_save(config, model, val, epoch, best, global_step, spec, out):
     """Rank 0: validate, write latest (always) and best (when improved). Returns (val metrics, improved)."""
-    import models
-    from training.data import spec_summary
+    from soundlens import models
+    from soundlens.training.data import spec_summary
 
     metrics = None
     if val is not None:
@@ -402,11 +408,11 @@ def run(config: RunConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m training.main` / `torchrun ... -m training.main` / `soundlens train` (same flags)."""
+    """`python -m soundlens.training.main` / `torchrun ... -m soundlens.training.main` / `soundlens train` (same flags)."""
     try:
         return run(config_from_args(parse_args(argv)))
     except SoundLensError as err:
-        print(f"training.main: error: {err}", file=sys.stderr)
+        print(f"soundlens.training.main: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return 130

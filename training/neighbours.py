@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from soundlens import models
+from soundlens.models.errors import SoundLensError
 from torch.utils.data import Dataset
-
-import models
-from tools.errors import SoundLensError
 
 INDEX_NAME = "neighbours.npz"
 

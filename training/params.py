@@ -1,9 +1,9 @@
 """Trainer options: typed configs with the papers' defaults, a JSON config file, and the CLI flags.
 
 Layering (lowest first): `TrainConfig` defaults (EZ-VSL's recipe) -> the method's recipe
-(`RECIPES`) -> `--config FILE` (JSON) -> command-line flags. Flags default to None and are dropped
+(its `Recipe`, in the method's file) -> `--config FILE` (JSON) -> command-line flags. Flags default to None and are dropped
 when unset (style.md §1 timm `create_model`, §4 torchrun `config_from_args`), so an unset flag never
-overrides a lower layer. The same parser serves `soundlens train` and `torchrun -m training.main`.
+overrides a lower layer. The same parser serves `soundlens train` and `torchrun -m soundlens.training.main`.
 """
 
 from __future__ import annotations
@@ -14,74 +14,50 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.errors import SoundLensError
-from training.engine import TrainConfig
-
-# Official training recipes (optimiser settings only; anything not named keeps TrainConfig's
-# EZ-VSL defaults). LVS and SSL-Align released no training code (official_repos.md §2.3, §2.4),
-# so they train with the EZ-VSL recipe they were compared under.
-RECIPES: dict[str, dict] = {
-    "ezvsl": {},  # §2.1: Adam 1e-4, wd 0, batch 128, 20 epochs (144k / full sets)
-    "slavc": {},  # §2.2: same as EZ-VSL
-    "lvs": {},  # §2.3: no training code
-    "sslalign": {},  # §2.4: no training code
-    "jsa": {"optimizer": "adamw", "lr": 5e-5, "weight_decay": 0.01, "batch_size": 256, "epochs": 50},  # §2.8 (144k)
-    "sira": {"epochs": 100},  # §2.7 train.sh: lr 1e-4, batch 128, 100 epochs
-}
-
-# Method options for short runs on procedural still pairs (the learning tests, `soundlens bench
-# accuracy`): a few hundred optimizer steps on 112 px scenes with 1-3 objects, one of them sounding,
-# instead of the papers' tens of thousands of steps on VGGSound videos. Each entry names why; the
-# measured hit rates are on the learning test's held-out 2-3-object scenes (a random visible object:
-# ~0.42). `soundlens train` never applies them (give them as `model` options in --config);
-# `soundlens bench accuracy` does unless --paper-options.
-SHORT_RUN_OPTIONS: dict[str, dict] = {
-    # §2.1's heads start tiny (Linear std 0.01) next to Adam's first steps at 1e-3 (~lr per weight,
-    # all in a shared direction): every clip's audio embedding turns to one vector within ~5 steps
-    # (cosine 0.92 -> 0.995) and the run either escapes late (hit rate 0.22-0.53 after 3 epochs) or
-    # never (loss pinned at 2 ln B). PyTorch's default init starts learning in the first epoch.
-    "ezvsl": {"head_init": "torch"},
-    # EMA momentum 0.999 averages over ~1000 steps; in a 190-step run the targets stay at their random
-    # initialisation (hit rate 0.49). 0.9 averages over ~10 steps, the same ~5 % of the run that the
-    # paper's ~1000 steps are of its ~22k (§2.2). Measured: 0.74.
-    "slavc": {"momentum_img": 0.9, "momentum_aud": 0.9},
-    # Eq. 1 with M = 1 averages the cosine over the whole image: the background is shared by every
-    # class, so nothing ties it to the audio and the peak lands on it (hit rate 0.22). Eq. 1's optional
-    # pseudo-mask (ref. [2], LVS' positive region) keeps s_L on the responding region. Measured: 0.80.
-    "sslalign": {"loc_mask": "trimap"},
-    # Still pairs carry no motion: with zero flow the flow attention is uniform and only adds the
-    # image's mean value vector to every position, a shortcut that lowers the trimap loss without
-    # localising (hit rate 0.41). Without the flow branch: 0.63.
-    "sira": {"flow": False},
-    # Untrained, every clip's audio embedding is nearly the same vector (cosine ~0.997), so the trimap's
-    # hard negative, whose gradient needs no audio difference, decides alone where the map goes: it
-    # sinks whatever starts low, the objects here, and the map lands on the background (hit rate 0.00
-    # natively on an AVX-512 CPU, 0.85 elsewhere). The first 60 steps (one epoch) train with the easy
-    # negatives only, which tie the map to the audio; then the paper's full loss. Measured: 0.98.
-    "lvs": {"hard_negative_warmup": 60},
-    # The false-negative top-k is a fraction of the batch: 20 of the paper's 256; 3 of our 32.
-    "jsa": {"reciprocal_k": 3},
-}
-# Learning rates that differ from the short runs' Adam 1e-3. JSA's slots collapse to one vector for
-# every clip within ~10 steps at 1e-3 or 1e-4 (InfoNCE stuck at ln B); at the paper's 5e-5 (§2.8)
-# they do not.
-SHORT_RUN_LR: dict[str, float] = {"jsa": 5e-5}
+from soundlens.models.errors import SoundLensError
 
 
-# Learning-rate schedules that differ from the short runs' constant rate. EZ-VSL's pointing accuracy
-# swings from epoch to epoch at a constant 1e-3 (0.44, 0.28, 0.71, 0.53, 0.75 in one 5-epoch run:
-# the peak hops between parts of the object); a cosine decay to 0 lets the last epoch settle.
-SHORT_RUN_SCHEDULE: dict[str, str] = {"ezvsl": "cosine"}
+@dataclass
+class TrainConfig:
+    """Optimisation settings. Defaults are EZ-VSL's recipe (official_repos.md §2.1: Adam, lr 1e-4,
+    no weight decay, no schedule, batch 128, 20 epochs on the 144k sets); other methods' recipes
+    are in each method file's `Recipe`."""
+
+    epochs: int = 20
+    batch_size: int = 128  # EZ-VSL / SLAVC / SIRA official batch (official_repos.md §2.1); global over ranks
+    lr: float = 1e-4  # Adam lr of EZ-VSL, SLAVC (§2.1, §2.2)
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0  # 0 = off
+    num_workers: int = 0
+    seed: int = 0
+    amp: bool = True  # bfloat16 autocast on CUDA only
+    augment: bool = True  # random crop + flip (the official training transform)
+    optimizer: str = "adam"  # "adam" (EZ-VSL, SLAVC) or "adamw" (JSA, §2.8)
+    log_every: int = 10  # steps between log.jsonl step records
+    deterministic: bool = False  # torch deterministic algorithms (training.reproducibility)
+    lr_schedule: str = "constant"  # "constant" (EZ-VSL, SLAVC: no schedule, §2.1) or "cosine" (to 0 at the end)
+
+
+def recipe(method: str):
+    """The method's `models.registry.Recipe` (declared in its own file)."""
+    from soundlens.models.registry import method_entry
+
+    return method_entry(method).recipe
+
+
+def short_run_options(method: str) -> dict:
+    """Method options of `method` for short runs on procedural pairs (its Recipe; reasons there)."""
+    return dict(recipe(method).short_run_options)
 
 
 def short_run_lr(method: str) -> float:
-    """Adam learning rate of `method` in a short run: 1e-3 unless SHORT_RUN_LR names another."""
-    return SHORT_RUN_LR.get(method, 1e-3)
+    """Adam learning rate of `method` in a short run (its Recipe: 1e-3 unless it names another)."""
+    return recipe(method).short_run_lr
 
 
 def short_run_schedule(method: str) -> str:
-    """Learning-rate schedule of `method` in a short run: constant unless SHORT_RUN_SCHEDULE names another."""
-    return SHORT_RUN_SCHEDULE.get(method, "constant")
+    """Learning-rate schedule of `method` in a short run (its Recipe: constant unless it names another)."""
+    return recipe(method).short_run_schedule
 
 
 @dataclass
@@ -178,10 +154,10 @@ def build_config(values: dict, config_file: str | Path | None = None) -> RunConf
     _check_keys(cli, "options")
     layered.update(cli)
     method = layered.get("method", RunConfig.method)
-    from models.registry import method_entry
+    from soundlens.models.registry import method_entry
 
     method_entry(method)  # unknown method: a SoundLensError listing the registered ones
-    train_values = {**RECIPES.get(method, {}), **{k: v for k, v in layered.items() if k in _TRAIN_FIELDS}}
+    train_values = {**recipe(method).train, **{k: v for k, v in layered.items() if k in _TRAIN_FIELDS}}
     run_values = {k: v for k, v in layered.items() if k in _RUN_FIELDS}
     if not isinstance(run_values.get("model", {}), dict):
         raise SoundLensError("'model' must be an object of method options, e.g. {\"tau\": 0.05}")
@@ -199,7 +175,7 @@ def validate(config: RunConfig) -> None:
         raise SoundLensError(f"--lr must be > 0, got {t.lr}")
     if t.num_workers < 0:
         raise SoundLensError(f"--workers must be >= 0, got {t.num_workers}")
-    from training import protocols
+    from soundlens.training import protocols
 
     if config.protocol not in protocols.available():
         raise SoundLensError(f"unknown protocol '{config.protocol}'; choose one of {', '.join(protocols.available())}")
@@ -209,7 +185,10 @@ def validate(config: RunConfig) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The trainer's flags (every default None: unset flags keep the config file / recipe values)."""
-    parser.add_argument("--method", help="method to train (see 'soundlens models'); default ezvsl")
+    from soundlens import models  # the registry: what --method accepts
+
+    parser.add_argument("--method", help=f"method to train: {', '.join(models.available())} (default ezvsl; "
+                                         "'soundlens models' describes them)")
     parser.add_argument("--data", metavar="SPEC",
                         help="training data: procedural[:N][,seed=S,size=PX,objects=LO-HI] (default procedural:2000) "
                              "or a prepared folder DIR[,list=FILE] with frames/<id>.jpg + audio/<id>.wav")
@@ -252,7 +231,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m training.main",
+    parser = argparse.ArgumentParser(prog="python -m soundlens.training.main",
                                      description="Train a sound-source localisation method (CPU, GPU, torchrun).")
     add_arguments(parser)
     return parser.parse_args(argv)

@@ -29,8 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts")
 # A key frame must lie within this many seconds of its target time, else the file is truncated.
@@ -69,7 +68,7 @@ def key_times(duration: float, k: int) -> list[float]:
 
 
 def video_id(path: str | Path) -> str:
-    from training.splits import normalize_id
+    from soundlens.training.splits import normalize_id
 
     return normalize_id(Path(path).name)
 
@@ -310,7 +309,7 @@ def _collect(result: PrepareResult, rec: dict) -> None:
 
 
 def _write_outputs(out: Path, videos_dir: Path, config: PrepareConfig, videos: list[Path], result: PrepareResult) -> None:
-    from training.splits import normalize_id
+    from soundlens.training.splits import normalize_id
 
     complete = sorted({normalize_id(p.stem) for p in (out / "frames").glob("*.jpg")}
                       & {normalize_id(p.stem) for p in (out / "audio").glob("*.wav")})

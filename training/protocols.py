@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-
-from training import metrics
-from training.metrics.thresholds import adaptive_threshold, median_threshold, minmax
+from soundlens.training import metrics
+from soundlens.training.metrics.thresholds import adaptive_threshold, median_threshold, minmax
 
 Interpolation = Literal["bilinear_align_corners", "bicubic_align_corners", "bicubic", "cv2_linear", "cv2_cubic"]
 Normalisation = Literal["minmax", "minmax_inverted", "fixed_range"]

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
 
 MEDIA_EXTENSIONS = (".jpg", ".jpeg", ".png", ".wav", ".mp4", ".mp3", ".mkv", ".flac", ".npy", ".xml", ".pkl")
 # A YouTube id is 11 characters of [A-Za-z0-9_-]; SSL-Align names clips <ytid>_<start_ms>_<end_ms>.

@@ -5,13 +5,13 @@ optical flow (HearTheFlow / SIRA), the LVS trimap logits, momentum (EMA) copies,
 tensor-side augmentations of SSL-Align.
 """
 
-from models.layers.augment import random_view, time_shift
-from models.layers.flow import FARNEBACK_PARAMS, FlowAttention, farneback_flow, flow_batch
-from models.layers.init import init_heads
-from models.layers.momentum import ema_update, momentum_copy
-from models.layers.slot_attention import JointSlotAttention, JointSlots, slot_attention_map
-from models.layers.slot_decoder import LearnedPositions2D, SlotMixtureDecoder
-from models.layers.trimap import past_warmup, trimap_logits
+from soundlens.models.layers.augment import random_view, time_shift
+from soundlens.models.layers.flow import FARNEBACK_PARAMS, FlowAttention, farneback_flow, flow_batch
+from soundlens.models.layers.init import init_heads
+from soundlens.models.layers.momentum import ema_update, momentum_copy
+from soundlens.models.layers.slot_attention import JointSlotAttention, JointSlots, slot_attention_map
+from soundlens.models.layers.slot_decoder import LearnedPositions2D, SlotMixtureDecoder
+from soundlens.models.layers.trimap import past_warmup, trimap_logits
 
 __all__ = [
     "FARNEBACK_PARAMS", "FlowAttention", "JointSlotAttention", "JointSlots", "LearnedPositions2D",

@@ -13,10 +13,10 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-
-from models.base import MethodConfig, SoundLocalizer, l2
-from models.layers import past_warmup, trimap_logits
-from models.registry import register_method
+from soundlens.models.base import MethodConfig, SoundLocalizer, l2
+from soundlens.models.importers import OfficialSource, remap_avenet
+from soundlens.models.layers import past_warmup, trimap_logits
+from soundlens.models.registry import Recipe, register_method
 
 
 @dataclass
@@ -74,7 +74,31 @@ class LVS(SoundLocalizer):
         return {"loss": loss, "trimap_ce": loss.detach()}
 
 
+def remap_ssltie(state: dict) -> dict:
+    """SSL-TIE `AVENet` (§2.5): the LVS layout plus `vision_fc1`, `conv3`, `norm3`, unused by the map."""
+    return remap_avenet({k: v for k, v in state.items() if not k.startswith(("vision_fc1.", "conv3.", "norm3."))})
+
+
+OFFICIAL = {
+    "lvs": OfficialSource("lvs", {"audio_preset": "lvs", "image_preset": "lvs"}, remap_avenet,
+                          origin="hche11/Localizing-Visual-Sounds-the-Hard-Way README Drive links, "
+                                 "{'model_state_dict'} with module. (§2.3)"),
+    # SSL-TIE's test-time network is LVS' (§2.5), with its own audio preset.
+    "ssltie": OfficialSource("lvs", {"audio_preset": "ssltie", "image_preset": "lvs"}, remap_ssltie,
+                             origin="jinxiang-liu/SSL-TIE ckpts/*.pth.tar (Drive/Baidu), {'state_dict'} (§2.5)"),
+}
+
+
+# §2.3: no training code was released; trains with the EZ-VSL recipe it was compared under.
+RECIPE = Recipe(
+    # See LVSConfig.hard_negative_warmup: the first 60 steps (one epoch of the learning test) train
+    # with the easy negatives only, which tie the map to the audio; then the paper's full loss.
+    # Measured: 0.00 -> 0.98 natively on an AVX-512 CPU (docs/methods.md#lvs-short-runs).
+    short_run_options={"hard_negative_warmup": 60},
+)
+
+
 @register_method("lvs", LVSConfig, summary="trimap hard negatives on a 14x14 cosine map (CVPR'21)",
-                 paper="Chen et al., Localizing Visual Sounds the Hard Way, CVPR 2021")
+                 paper="Chen et al., Localizing Visual Sounds the Hard Way, CVPR 2021", recipe=RECIPE, official=OFFICIAL)
 def lvs(config: LVSConfig) -> LVS:
     return LVS(config)

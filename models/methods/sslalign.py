@@ -30,12 +30,12 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
+from soundlens.models.base import MethodConfig, SoundLocalizer, l2
+from soundlens.models.errors import SoundLensError
+from soundlens.models.importers import OfficialSource, remap_avenet
+from soundlens.models.layers import random_view, time_shift
+from soundlens.models.registry import Recipe, register_method
 from torch import nn
-
-from models.base import MethodConfig, SoundLocalizer, l2
-from models.layers import random_view, time_shift
-from models.registry import register_method
-from tools.errors import SoundLensError
 
 
 @dataclass
@@ -64,6 +64,7 @@ def _head(c_in: int, dim: int) -> nn.Sequential:
 
 class SSLAlign(SoundLocalizer):
     method = "sslalign"
+    uses_neighbours = True
     cannot_gather = ("its nine positive-pair InfoNCE terms use per-batch augmented views; a gathered "
                      "version is not implemented")
 
@@ -154,8 +155,25 @@ class SSLAlign(SoundLocalizer):
                 "conceptual": images.new_tensor(float(conc_img is not None))}
 
 
+OFFICIAL = {
+    # The release holds only the LVS AVENet used at test time (§2.4), no projection heads.
+    "sslalign": OfficialSource("sslalign", {"audio_preset": "sslalign", "image_preset": "sslalign",
+                                            "projection": False}, remap_avenet,
+                               origin="kaistmm/SSLalignment checkpoints/ours_*.pth.tar, {'model_state_dict'} (§2.4)"),
+}
+
+
+# §2.4: no training code was released; trains with the EZ-VSL recipe it was compared under.
+RECIPE = Recipe(
+    # Eq. 1 with M = 1 averages the cosine over the whole image: the background is shared by every
+    # class, so nothing ties it to the audio and the peak lands on it (hit rate 0.22). Eq. 1's optional
+    # pseudo-mask (ref. [2], LVS' positive region) keeps s_L on the responding region. Measured: 0.80.
+    short_run_options={"loc_mask": "trimap"},
+)
+
+
 @register_method("sslalign", SSLAlignConfig, summary="localisation + alignment InfoNCE over 9 positive pairs "
                  "(ICCV'23)", paper="Senocak et al., Sound Source Localization is All about Cross-Modal "
-                                   "Alignment, ICCV 2023")
+                                   "Alignment, ICCV 2023", recipe=RECIPE, official=OFFICIAL)
 def sslalign(config: SSLAlignConfig) -> SSLAlign:
     return SSLAlign(config)

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
-from realtime.ring import AudioRing, FrameRing
+from soundlens.realtime.ring import AudioRing, FrameRing
 
 
 @dataclass

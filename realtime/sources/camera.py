@@ -13,9 +13,8 @@ import time
 from dataclasses import dataclass
 
 import cv2
-
-from realtime.ring import FrameRing
-from realtime.sources.base import Source
+from soundlens.realtime.ring import FrameRing
+from soundlens.realtime.sources.base import Source
 
 
 @dataclass

@@ -21,10 +21,9 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
-
-from realtime.clock import FixedClock
-from realtime.ring import AudioRing, FrameRing
-from realtime.sources.base import Source
+from soundlens.realtime.clock import FixedClock
+from soundlens.realtime.ring import AudioRing, FrameRing
+from soundlens.realtime.sources.base import Source
 
 # An audio block starting this far from where the previous one ended is a real hole in the stream.
 AUDIO_RESYNC_S = 0.02

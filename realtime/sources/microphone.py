@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from realtime.clock import SampleClock
-from realtime.ring import AudioRing
-from realtime.sources.base import Source
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
+from soundlens.realtime.clock import SampleClock
+from soundlens.realtime.ring import AudioRing
+from soundlens.realtime.sources.base import Source
 
 
 def import_sounddevice():

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-
-from realtime.sources.media import MediaSource
+from soundlens.realtime.sources.media import MediaSource
 
 
 @dataclass
@@ -30,14 +29,14 @@ class SyntheticConfig:
 class SyntheticSource(MediaSource):
     kind = "synthetic"
 
-    def __init__(self, config: SyntheticConfig | None = None):
-        from training.synth import SceneConfig, SynthVideo  # training is heavy: only when used
-
-        self.config = cfg = config or SyntheticConfig()
+    def __init__(self, config: SyntheticConfig, make_video):
+        """`make_video(seconds, seed, image_size, fps)` renders the scene video: an object with `fps`,
+        `width`, `height`, `n_frames`, `sample_rate`, `audio()`, `frame(i)` and `truth(i)`, such as
+        `training.synth.scene_video` (the procedural benchmark; realtime does not import training)."""
+        self.config = cfg = config
         super().__init__(f"seed{cfg.seed}", realtime=cfg.realtime, loop=cfg.loop, sample_rate=cfg.sample_rate,
                          frame_capacity=cfg.frame_capacity, audio_seconds=cfg.audio_seconds)
-        scene = SceneConfig(image_size=cfg.image_size)
-        self.video = SynthVideo(cfg.seconds, seed=cfg.seed, config=scene, fps=cfg.fps)
+        self.video = make_video(cfg.seconds, cfg.seed, cfg.image_size, cfg.fps)
         self.fps = self.video.fps
         self.size = (self.video.width, self.video.height)
         track = self.video.audio()

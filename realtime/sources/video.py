@@ -12,9 +12,8 @@ from pathlib import Path
 
 import av
 import numpy as np
-
-from realtime.sources.media import MediaSource
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
+from soundlens.realtime.sources.media import MediaSource
 
 
 @dataclass

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 TRAIN_PAIRS = 2000
 HELDOUT_PAIRS, HELDOUT_SEED = 300, 10_000
 EPOCHS, BATCH = 3, 32  # Adam at each method's training.params.short_run_lr and short_run_schedule
-# Options of these runs only, on top of SHORT_RUN_OPTIONS. The procedural clips are 3 s long; LVS's
+# Options of these runs only, on top of the method's short-run options (its Recipe). The procedural clips are 3 s long; LVS's
 # own preset tiles them to 10 s (the same sound 3.3 times: 3.4x the audio compute, the same
 # information), so its learning runs take the 3-s spectrogram of the EZ-VSL preset.
 TEST_OPTIONS: dict[str, dict] = {"lvs": {"audio_preset": "ezvsl"}}
@@ -35,20 +35,19 @@ RANDOM_OBJECT_RATE = 0.42  # a random visible object of a 2-3-object scene
 def learn(method: str, seed: int, save: str | None = None) -> dict:
     """Train `method` (lite encoders, its short-run options) and score it; the figures as a dict."""
     import torch
-
-    import models
-    from training.data import InMemory
-    from training.engine import TrainConfig, fit, localization_hits
-    from training.params import SHORT_RUN_OPTIONS, short_run_lr, short_run_schedule
-    from training.synth import SceneConfig
-    from training.synth.pairs import SynthPairs
+    from soundlens import models
+    from soundlens.training.data import InMemory
+    from soundlens.training.engine import TrainConfig, fit, localization_hits
+    from soundlens.training.params import short_run_lr, short_run_options, short_run_schedule
+    from soundlens.training.synth import SceneConfig
+    from soundlens.training.synth.pairs import SynthPairs
 
     start = time.perf_counter()
     train = InMemory(SynthPairs(TRAIN_PAIRS, seed=1 + seed, config=SceneConfig(image_size=112)))
     heldout = InMemory(SynthPairs(HELDOUT_PAIRS, seed=HELDOUT_SEED,
                                   config=SceneConfig(image_size=112, min_objects=2, max_objects=3)))
     torch.manual_seed(seed)
-    options = {**SHORT_RUN_OPTIONS.get(method, {}), **TEST_OPTIONS.get(method, {})}
+    options = {**short_run_options(method), **TEST_OPTIONS.get(method, {})}
     model = models.create(method, encoder="lite", **options)
     before = localization_hits(model, heldout).float().mean().item()
     per_epoch = []
@@ -105,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--save", metavar="FILE", help="also write the trained model here (.safetensors)")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(REPO))
     import torch
 
     if args.threads:

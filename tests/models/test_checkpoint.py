@@ -4,9 +4,8 @@ import json
 
 import pytest
 import torch
-
-import models
-from tools.errors import SoundLensError
+from soundlens import models
+from soundlens.models.errors import SoundLensError
 
 
 def test_round_trip_rebuilds_identical_model(tmp_path):

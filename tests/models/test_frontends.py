@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import scipy.signal
 import torch
-
-import models
-from models.frontends import select_window
+from soundlens import models
+from soundlens.models.frontends import select_window
 
 
 def reference_window(x: np.ndarray, preset) -> np.ndarray:
@@ -74,7 +73,7 @@ def test_resampling_from_any_rate_keeps_the_tone():
 
 
 def test_frontend_rejects_bad_audio():
-    from tools.errors import SoundLensError
+    from soundlens.models.errors import SoundLensError
 
     fe = models.audio_frontend("ezvsl")
     with pytest.raises(SoundLensError, match="int16"):

@@ -8,9 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
-import models
-from tools.main import main
+from soundlens import models
+from soundlens.tools.main import main
 
 # --- official layouts, restated from official_repos.md (§2.11 R18, §2.1-2.5, §2.8 tables) --------
 
@@ -228,7 +227,7 @@ def test_only_weights_are_ever_read(tmp_path, capsys):
 
 
 def test_prefixes_and_containers_are_unwrapped(tmp_path):
-    from models.importers import read_official
+    from soundlens.models.importers import read_official
 
     w = torch.arange(3.0)
     for i, obj in enumerate([{"state_dict": {"model.imgnet.x": w}},  # Lightning .ckpt (§7.3)
@@ -237,8 +236,15 @@ def test_prefixes_and_containers_are_unwrapped(tmp_path):
         path = tmp_path / f"{i}.pth"
         torch.save(obj, path)
         assert list(read_official(path)) == ["imgnet.x"]
-    meta = json.loads(json.dumps(models.importers.SOURCES["ssltie"].config))
+    meta = json.loads(json.dumps(models.importers.official_sources()["ssltie"].config))
     assert meta == {"audio_preset": "ssltie", "image_preset": "lvs"}
-    from tools.commands import import_cmd
+    import argparse
 
-    assert set(import_cmd.SOURCES) == set(models.importers.SOURCES)  # the CLI's light copy of the table
+    from soundlens.tools.commands import import_cmd
+
+    parser = argparse.ArgumentParser()
+    import_cmd.add_arguments(parser)
+    choices = next(a.choices for a in parser._actions if a.dest == "source")
+    assert choices == sorted(models.importers.official_sources())  # the CLI lists what the registry knows
+    assert {"ezvsl", "slavc", "lvs", "sslalign", "ssltie", "jsa"} <= set(choices)
+

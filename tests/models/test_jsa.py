@@ -1,14 +1,13 @@
 """JSA (official_repos.md §2.8): joint slot attention, its losses, inference maps and eval behaviour."""
 
 import torch
+from soundlens import models
+from soundlens.models.layers import JointSlotAttention
+from soundlens.models.maps import minmax
+from soundlens.models.methods.jsa import reciprocal_keep, slot_divergence
+from soundlens.training.engine import model_inputs
+from soundlens.training.synth import SceneConfig, SynthPairs
 from torch.utils.data import default_collate
-
-import models
-from models.layers import JointSlotAttention
-from models.maps import minmax
-from models.methods.jsa import reciprocal_keep, slot_divergence
-from training.engine import model_inputs
-from training.synth import SceneConfig, SynthPairs
 
 
 def synth_inputs(model, n=8, seed=3):

@@ -3,7 +3,7 @@
 Lite encoders on CPU, a few thousand procedural pairs; then, on held-out scenes with 2-3 visible
 objects, the heatmap's peak must fall in the sounding object's box far more often than picking a
 visible object at random (about 42 %). Methods train with their short-run options
-(training.params.SHORT_RUN_OPTIONS, each with its reason and measured effect).
+(the method's Recipe (short_run_options), each with its reason and measured effect).
 
 Each run is a process of its own (tests/models/learning_run.py), so the numerics vary as they do
 between machines: every method runs twice, on this CPU's own kernels and on the configuration most
@@ -23,13 +23,12 @@ from pathlib import Path
 import pytest
 import torch
 from learning_run import RANDOM_OBJECT_RATE, result_of, start_config
-
-import models
-from training.data import InMemory
-from training.engine import TrainConfig, fit, localization_hits
-from training.params import SHORT_RUN_OPTIONS
-from training.synth import SceneConfig
-from training.synth.pairs import SynthPairs
+from soundlens import models
+from soundlens.training.data import InMemory
+from soundlens.training.engine import TrainConfig, fit, localization_hits
+from soundlens.training.params import short_run_options
+from soundlens.training.synth import SceneConfig
+from soundlens.training.synth.pairs import SynthPairs
 
 # ezvsl and lvs carry the foundation issue's bar (>= 70 %) and run in the default suite; the
 # others are marked slow (`make test-all`) to keep the default run under 10 minutes.
@@ -107,18 +106,17 @@ def test_jsa_aligns_its_target_slots_and_finds_the_object():
     (audio -> image retrieval far above chance) and a map on the object in one-object scenes.
     Measured (one run): single-object hit rate 0.98, a->i R@1 0.96 (chance ~0.08), 2-3 objects 0.39."""
     from learning_run import BATCH, EPOCHS, TRAIN_PAIRS
+    from soundlens.training.engine import model_inputs
+    from soundlens.training.metrics.retrieval import recall_at_k
+    from soundlens.training.params import short_run_lr
     from torch.utils.data import DataLoader
-
-    from training.engine import model_inputs
-    from training.metrics.retrieval import recall_at_k
-    from training.params import short_run_lr
 
     train_pairs = InMemory(SynthPairs(TRAIN_PAIRS, seed=1, config=SceneConfig(image_size=112)))
     heldout_scenes = InMemory(SynthPairs(300, seed=10_000, config=SceneConfig(image_size=112, min_objects=2,
                                                                                max_objects=3)))
     single = InMemory(SynthPairs(200, seed=20_000, config=SceneConfig(image_size=112, min_objects=1, max_objects=1)))
     torch.manual_seed(0)
-    model = models.create("jsa", encoder="lite", **SHORT_RUN_OPTIONS["jsa"])
+    model = models.create("jsa", encoder="lite", **short_run_options("jsa"))
     history = fit(model, train_pairs, TrainConfig(epochs=EPOCHS, batch_size=BATCH, lr=short_run_lr("jsa")))
     assert history[-1]["loss"] < history[0]["loss"]
     one = localization_hits(model, single).float().mean().item()

@@ -2,9 +2,8 @@
 
 import pytest
 import torch
-
-import models
-from tools.errors import SoundLensError
+from soundlens import models
+from soundlens.models.errors import SoundLensError
 
 
 def test_founding_methods_registered():
@@ -55,7 +54,7 @@ def test_paper_constants():
 
 
 def test_lvs_map_is_14x14_and_trimap_excludes_positives():
-    from models.layers import trimap_logits
+    from soundlens.models.layers import trimap_logits
 
     cfg = models.make_config("lvs")
     maps_all = torch.full((2, 2, 14, 14), -0.5)

@@ -4,12 +4,11 @@ training loop that runs (the release's crashes)."""
 import cv2
 import numpy as np
 import torch
+from soundlens import models
+from soundlens.models.layers import FARNEBACK_PARAMS, farneback_flow
+from soundlens.training.engine import TrainConfig, fit, model_inputs
+from soundlens.training.synth import SceneConfig, SynthPairs, SynthVideo
 from torch.utils.data import Dataset, default_collate
-
-import models
-from models.layers import FARNEBACK_PARAMS, farneback_flow
-from training.engine import TrainConfig, fit, model_inputs
-from training.synth import SceneConfig, SynthPairs, SynthVideo
 
 SCENES = SceneConfig(image_size=112)
 

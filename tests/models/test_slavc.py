@@ -2,11 +2,10 @@
 
 import pytest
 import torch
+from soundlens import models
+from soundlens.training.engine import model_inputs
+from soundlens.training.synth import SceneConfig, SynthPairs
 from torch.utils.data import default_collate
-
-import models
-from training.engine import model_inputs
-from training.synth import SceneConfig, SynthPairs
 
 
 def synth_inputs(model, n=8, seed=3):

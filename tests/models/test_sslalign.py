@@ -5,13 +5,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from soundlens import models
+from soundlens.models.errors import SoundLensError
+from soundlens.training.engine import model_inputs
+from soundlens.training.neighbours import (
+    ConceptualPositives,
+    NeighbourIndex,
+    default_index_path,
+    mine_neighbours,
+)
+from soundlens.training.synth import SceneConfig, SynthPairs, write_pairs
 from torch.utils.data import default_collate
-
-import models
-from tools.errors import SoundLensError
-from training.engine import model_inputs
-from training.neighbours import ConceptualPositives, NeighbourIndex, default_index_path, mine_neighbours
-from training.synth import SceneConfig, SynthPairs, write_pairs
 
 SCENES = SceneConfig(image_size=112)
 
@@ -67,7 +71,7 @@ def test_neighbours_mine_store_and_draw(tmp_path):
     encoder = models.create("ezvsl", encoder="lite")
     ckpt = models.save(encoder.eval(), tmp_path / "enc.safetensors")
     root = write_pairs(tmp_path / "pairs", 12, seed=2, config=SCENES)
-    from training.datasets import AudioVisualFolder
+    from soundlens.training.datasets import AudioVisualFolder
 
     folder = AudioVisualFolder(root)
     index = mine_neighbours(folder, k=3, checkpoint=ckpt)

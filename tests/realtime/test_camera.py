@@ -6,9 +6,8 @@ import time
 
 import numpy as np
 from rt_helpers import write_test_video
-
-from realtime.sources import CameraConfig, CameraSource
-from realtime.sources.camera import parse_device
+from soundlens.realtime.sources import CameraConfig, CameraSource
+from soundlens.realtime.sources.camera import parse_device
 
 
 def wait_for(predicate, timeout=10.0) -> bool:

@@ -10,15 +10,14 @@ import time
 
 import pytest
 from rt_helpers import fixture_video
-
-from realtime import Subscriber, wire
-from tools.main import main
+from soundlens.realtime import Subscriber, wire
+from soundlens.tools.main import main
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> str:
     """An untrained lite EZ-VSL saved as a real SoundLens checkpoint (speed and plumbing only)."""
-    import models
+    from soundlens import models
 
     path = tmp_path_factory.mktemp("ckpt") / "lite.safetensors"
     models.save(models.create("ezvsl", encoder="lite"), path)

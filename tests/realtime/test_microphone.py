@@ -19,13 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from rt_helpers import StandInModel, write_test_video
-
-from realtime import Subscriber, wire
-from realtime.pipeline import LiveConfig, LivePipeline
-from realtime.publisher import PublisherConfig
-from realtime.sources import MicrophoneConfig, MicrophoneSource, VideoFileConfig, VideoFileSource
-from realtime.worker import WorkerConfig
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
+from soundlens.realtime import Subscriber, wire
+from soundlens.realtime.pipeline import LiveConfig, LivePipeline
+from soundlens.realtime.publisher import PublisherConfig
+from soundlens.realtime.sources import MicrophoneConfig, MicrophoneSource, VideoFileConfig, VideoFileSource
+from soundlens.realtime.worker import WorkerConfig
 
 RATE = 16000
 PACKAGES = "apt-get install pulseaudio pulseaudio-utils libasound2-plugins libportaudio2"

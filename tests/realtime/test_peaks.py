@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from realtime.peaks import find_peaks, local_maxima, map_region, normalise
+from soundlens.realtime.peaks import find_peaks, local_maxima, map_region, normalise
 
 
 def test_top_k_local_maxima_in_frame_coordinates():

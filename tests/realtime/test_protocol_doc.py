@@ -9,11 +9,11 @@ import threading
 from pathlib import Path
 
 from rt_helpers import StandInModel
-
-from realtime.pipeline import LiveConfig, LivePipeline
-from realtime.publisher import PublisherConfig
-from realtime.sources import SyntheticConfig, SyntheticSource
-from realtime.worker import WorkerConfig
+from soundlens.realtime.pipeline import LiveConfig, LivePipeline
+from soundlens.realtime.publisher import PublisherConfig
+from soundlens.realtime.sources import SyntheticConfig, SyntheticSource
+from soundlens.realtime.worker import WorkerConfig
+from soundlens.training.synth import scene_video
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
@@ -29,7 +29,7 @@ def test_documented_example_subscriber_runs(tmp_path):
     script = tmp_path / "example.py"
     script.write_text(example_code())
     address = f"ipc://{tmp_path}/doc.sock"
-    source = SyntheticSource(SyntheticConfig(seconds=30, image_size=64, realtime=True))
+    source = SyntheticSource(SyntheticConfig(seconds=30, image_size=64, realtime=True), scene_video)
     config = LiveConfig(worker=WorkerConfig(hop=0.1), publisher=PublisherConfig(address=address))
     stop = threading.Event()
     with LivePipeline(StandInModel(), source, source, config) as pipeline:

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import zmq
 import zmq.auth
-
-from realtime import Publisher, PublisherConfig, Subscriber, is_loopback, wire
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
+from soundlens.realtime import Publisher, PublisherConfig, Subscriber, is_loopback, wire
 
 ANY_PORT = "tcp://127.0.0.1:*"
 

@@ -7,9 +7,8 @@ import time
 
 import numpy as np
 import pytest
-
-from realtime.clock import FixedClock, SampleClock
-from realtime.ring import AudioRing, FrameRing
+from soundlens.realtime.clock import FixedClock, SampleClock
+from soundlens.realtime.ring import AudioRing, FrameRing
 
 
 def test_audio_ring_windows_by_index_and_time():

@@ -14,11 +14,10 @@ import time
 import cv2
 import numpy as np
 import pytest
-
-from realtime.publisher import Publisher, PublisherConfig
+from soundlens.realtime.publisher import Publisher, PublisherConfig
 
 pytest.importorskip("pytestqt")
-from realtime.viewer import ViewerConfig, ViewerWindow, heat_lut  # noqa: E402  (after the skip)
+from soundlens.realtime.viewer import ViewerConfig, ViewerWindow, heat_lut  # noqa: E402  (after the skip)
 
 W, H = 160, 120
 BLUE, GREEN, RED = (40, 60, 200), (40, 180, 60), (200, 50, 40)
@@ -173,7 +172,7 @@ def test_lut_alpha_ramps_from_transparent():
 
 
 def test_view_command_offscreen_screenshot_and_no_display_error(qapp, tmp_path, capsys):
-    from tools.main import main
+    from soundlens.tools.main import main
 
     address = free_tcp_address()
     assert main(["view", "--connect", address]) == 2  # offscreen platform: no display to open a window on

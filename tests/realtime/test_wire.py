@@ -6,8 +6,7 @@ import json
 
 import numpy as np
 import pytest
-
-from realtime import wire
+from soundlens.realtime import wire
 
 
 def result_header(**extra) -> dict:

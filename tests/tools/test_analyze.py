@@ -15,9 +15,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
-from tools.errors import SoundLensError
-from tools.main import main
+from soundlens.models.errors import SoundLensError
+from soundlens.tools.main import main
 
 VIDEOS = Path("/work/shared/fixtures/videos")
 
@@ -25,7 +24,7 @@ VIDEOS = Path("/work/shared/fixtures/videos")
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> str:
     """An untrained lite EZ-VSL as a real SoundLens checkpoint: the plumbing does not depend on training."""
-    import models
+    from soundlens import models
 
     path = tmp_path_factory.mktemp("ckpt") / "lite.safetensors"
     models.save(models.create("ezvsl", encoder="lite"), path)
@@ -34,7 +33,7 @@ def checkpoint(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def model(checkpoint):
-    import models
+    from soundlens import models
 
     return models.load(checkpoint)
 
@@ -152,7 +151,7 @@ def test_fixture_videos(name, checkpoint, tmp_path, capsys):
     (Fraction(25), 32000, "mono", "aac", ".mp4", True),
 ])
 def test_odd_rates_and_codecs(rate, sample_rate, layout, audio, suffix, vfr, model, tmp_path):
-    from realtime.analyze import AnalyzeConfig, analyze_video
+    from soundlens.realtime.analyze import AnalyzeConfig, analyze_video
 
     src = write_clip(tmp_path / f"clip{suffix}", 1.5, rate, size=(98, 66), audio=audio, sample_rate=sample_rate,
                      layout=layout, vfr=vfr)
@@ -168,7 +167,7 @@ def test_odd_rates_and_codecs(rate, sample_rate, layout, audio, suffix, vfr, mod
 
 
 def test_truncated_video_gives_one_error_and_a_valid_partial_output(model, tmp_path):
-    from realtime.analyze import AnalyzeConfig, analyze_video
+    from soundlens.realtime.analyze import AnalyzeConfig, analyze_video
 
     whole = write_clip(tmp_path / "whole.mp4", 4.0, Fraction(25), faststart=True)
     broken = tmp_path / "broken.mp4"
@@ -213,8 +212,8 @@ def test_bad_inputs_name_the_problem(checkpoint, tmp_path, capsys):
 def test_motion_methods_get_the_frame_before_each_frame(tmp_path):
     # SIRA's flow branch: analyze hands each frame's predecessor to model.localize (the first frame
     # stands in for its own); the moving square makes every real predecessor differ from its frame.
-    import models
-    from realtime.analyze import AnalyzeConfig, analyze_video
+    from soundlens import models
+    from soundlens.realtime.analyze import AnalyzeConfig, analyze_video
 
     model = models.create("sira", encoder="lite").eval()
     seen = []

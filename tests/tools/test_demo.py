@@ -10,8 +10,7 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-
-from tools.main import main
+from soundlens.tools.main import main
 
 DEFAULT = Path(__file__).resolve().parents[2] / "models" / "weights" / "default.safetensors"
 
@@ -31,7 +30,7 @@ def check_outputs(out: Path, seconds: float) -> dict:
 
 def test_demo_plumbing_without_display(tmp_path, capsys):
     """Any model (an untrained lite one here): per-second lines, outputs, no display -> no window."""
-    import models
+    from soundlens import models
 
     ckpt = tmp_path / "lite.safetensors"
     models.save(models.create("ezvsl", encoder="lite"), ckpt)

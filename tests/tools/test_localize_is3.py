@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-import models
-from tools.main import main
+from soundlens import models
+from soundlens.tools.main import main
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +46,7 @@ def test_every_method_localizes_both_sounds(method, is3, tmp_path, capsys):
 def test_cli_with_the_shipped_model(is3, tmp_path):
     image, sounds = is3
     out = tmp_path / "accordion.png"
-    run = subprocess.run([sys.executable, "-m", "tools.main", "localize", "--image", str(image), "--audio",
+    run = subprocess.run([sys.executable, "-m", "soundlens.tools.main", "localize", "--image", str(image), "--audio",
                           str(sounds[0]), "-o", str(out), "--device", "cpu"], capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr
@@ -57,7 +56,7 @@ def test_cli_with_the_shipped_model(is3, tmp_path):
 def test_a_centre_crop_model_maps_onto_the_centre_of_a_wide_image(is3, tmp_path):
     # LVS' preset resizes the short side and centre-crops (official_repos.md §2.3): its map and peaks
     # belong to the central square of a wide image, and the sides keep the image's own pixels.
-    from tools.commands.localize import localize_files
+    from soundlens.tools.commands.localize import localize_files
 
     image, sounds = is3
     wide = np.zeros((160, 480, 3), np.uint8)

@@ -8,9 +8,8 @@ import json
 import pytest
 import torch
 from PIL import Image
-
-from tools.main import main
-from training.params import SHORT_RUN_OPTIONS
+from soundlens.tools.main import main
+from soundlens.training.params import short_run_options
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +36,7 @@ def test_bench_accuracy_tiny_budget(tmp_path, capsys):
         assert r["train_time_s"] > 0 and r["epochs"] == 1 and len(r["success_curve"]) == 21
         assert r["success_curve"][0] == 1.0 and r["success_curve"] == sorted(r["success_curve"], reverse=True)
         assert len(r["success_curve_adap"]) == 21 and r["lr"] == 1e-3
-        assert r["options"] == SHORT_RUN_OPTIONS.get(r["method"], {})
+        assert r["options"] == short_run_options(r["method"])
     table = (out / "accuracy.md").read_text()
     assert "| method | cIoU | AUC | adaptive cIoU | adaptive AUC |" in table and "| ezvsl |" in table and "| lvs |" in table
     assert doc["command"] in table and table in capsys.readouterr().out

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 from PIL import Image
-
-from tools.errors import SoundLensError
-from training import datasets
-from training.datasets import gt as gtm
+from soundlens.models.errors import SoundLensError
+from soundlens.training import datasets
+from soundlens.training.datasets import gt as gtm
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
 needs_fixtures = pytest.mark.skipif(

@@ -11,9 +11,8 @@ import math
 
 import pytest
 import torch
-
-import models
-from tools.main import main
+from soundlens import models
+from soundlens.tools.main import main
 
 # Report entries that both paths compute from the maps (everything but provenance and retrieval).
 SCORES = ("protocol", "n", "cIoU", "AUC", "mean_cIoU", "mcIoU", "hit_rate", "n_undefined", "n_silent",

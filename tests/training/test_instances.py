@@ -16,10 +16,9 @@ import math
 
 import numpy as np
 import pytest
-
-from training import metrics, protocols
-from training.datasets import annotations as ann_mod
-from training.datasets.gt import union_map
+from soundlens.training import metrics, protocols
+from soundlens.training.datasets import annotations as ann_mod
+from soundlens.training.datasets.gt import union_map
 
 N = 224 * 224
 THR = [0.05 * i for i in range(21)]
@@ -258,7 +257,7 @@ def test_eval_cli_sslalign_on_real_vggss_clips_of_shared_videos(fixtures_dir, tm
     YouTube video has several clips: iIoU == cIoU and iAUC == AUC, as in the official evaluator."""
     from collections import Counter
 
-    from tools.main import main
+    from soundlens.tools.main import main
 
     path = fixtures_dir / "annotations" / "vggss" / "vggss.json"
     with pytest.warns(UserWarning):

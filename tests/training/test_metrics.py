@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-
-from training import metrics
+from soundlens.training import metrics
 
 
 def test_ciou_exact_box_is_one_and_disjoint_is_zero():

@@ -8,10 +8,9 @@ import json
 import numpy as np
 import pytest
 import torch
-
-import models
-from tools.main import main
-from training.neighbours import NeighbourIndex
+from soundlens import models
+from soundlens.tools.main import main
+from soundlens.training.neighbours import NeighbourIndex
 
 
 @pytest.fixture(scope="module")

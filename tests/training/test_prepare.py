@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 from PIL import Image
-
-from tools.main import main
-from training.prepare import key_times
+from soundlens.tools.main import main
+from soundlens.training.prepare import key_times
 
 REAL = {"1aDnyPubxdY_118000_128000.mp4": ("1aDnyPubxdY_000118", (240, 320), 10.0),
         "3qesirWAGt4_20000_30000.mp4": ("3qesirWAGt4_000020", (720, 1280), 10.0),
@@ -103,7 +102,7 @@ def test_prepare_writes_the_official_layout_reports_failures_and_resumes(videos,
     assert not list(out.rglob("*.part"))
 
     # The result is a training/eval data SPEC.
-    from training.data import build_dataset
+    from soundlens.training.data import build_dataset
 
     ds = build_dataset(str(out / "prepared.txt"))
     assert len(ds) == 4 and ds[0]["sample_rate"] == 16000 and ds[0]["frame"].dtype.is_floating_point is False

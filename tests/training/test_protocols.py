@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from training import metrics, protocols
-from training.datasets.gt import union_map
+from soundlens.training import metrics, protocols
+from soundlens.training.datasets.gt import union_map
 
 N = 224 * 224
 A_ROWS, B_ROWS = slice(0, 56), slice(56, 168)  # A: 56 rows = N/4 pixels; B: 112 rows = N/2; C = the rest
@@ -183,7 +182,7 @@ def _bench(tmp_path):
 def test_eval_cli_end_to_end(tmp_path, capsys):
     import json
 
-    from tools.main import main
+    from soundlens.tools.main import main
 
     bench, npz = _bench(tmp_path)
     out = tmp_path / "report.json"
@@ -211,7 +210,7 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
 def test_eval_cli_flickr_boxes_and_errors(tmp_path, capsys):
     import json
 
-    from tools.main import main
+    from soundlens.tools.main import main
 
     (tmp_path / "boxes.json").write_text(json.dumps({"123": [[0, 0, 256, 64], [0, 0, 256, 64]], "456": [[0, 0, 64, 64]]}))
     np.savez(tmp_path / "maps.npz", **{"123": GT_A})

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-from tools.main import main
-from training import splits
+from soundlens.tools.main import main
+from soundlens.training import splits
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
 needs_fixtures = pytest.mark.skipif(

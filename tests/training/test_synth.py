@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from torch.utils.data import DataLoader
-
-from tools.errors import SoundLensError
-from tools.main import main
-from training.synth import (
+from soundlens.models.errors import SoundLensError
+from soundlens.tools.main import main
+from soundlens.training.synth import (
     CLASSES,
     SPECS,
     SceneConfig,
@@ -24,7 +22,8 @@ from training.synth import (
     write_pairs,
     write_video,
 )
-from training.synth.shapes import second_colour
+from soundlens.training.synth.shapes import second_colour
+from torch.utils.data import DataLoader
 
 SMALL = SceneConfig(image_size=112, duration=1.0)
 

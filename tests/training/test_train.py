@@ -1,4 +1,4 @@
-"""The trainer through its real entry point `training.main.main(argv)` (style.md §2: open_clip's
+"""The trainer through its real entry point `soundlens.training.main.main(argv)` (style.md §2: open_clip's
 test_training_simple), plus the config layering and the gathered-negatives losses.
 
 Budgets are tiny (lite encoder, 112 px procedural scenes, a few steps): these check plumbing,
@@ -11,10 +11,9 @@ import json
 
 import pytest
 import torch
-
-import models
-from tools.errors import SoundLensError
-from training.main import main, param_digest
+from soundlens import models
+from soundlens.models.errors import SoundLensError
+from soundlens.training.main import main, param_digest
 
 TINY = ["--method", "ezvsl", "--encoder", "lite", "--data", "procedural:24,size=112", "--batch-size", "8",
         "--val-pairs", "8", "--no-progress"]
@@ -72,7 +71,7 @@ def test_resume_refuses_other_method_options(tmp_path, capsys):
 
 def test_soundlens_train_on_real_frames_of_mixed_sizes(fixtures_dir, tmp_path):
     """A prepared folder (VGG-SS clips, frames 320x240 to 1280x720, 10 s wavs) trains and validates."""
-    from tools.main import main as cli
+    from soundlens.tools.main import main as cli
 
     mini = fixtures_dir / "vggss_mini"
     out = tmp_path / "run"
@@ -84,7 +83,7 @@ def test_soundlens_train_on_real_frames_of_mixed_sizes(fixtures_dir, tmp_path):
 
 
 def test_config_layers_defaults_recipe_file_flags(tmp_path):
-    from training.params import build_config
+    from soundlens.training.params import build_config
 
     cfg = build_config({"method": "ezvsl"})
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.optimizer) == (20, 128, 1e-4, "adam")
@@ -126,9 +125,9 @@ def test_bad_input_is_one_line_error(tmp_path, capsys, argv, message):
 @pytest.mark.parametrize("method", ["ezvsl", "lvs"])
 def test_gathered_loss_is_the_method_loss_on_one_process(method):
     """With one process the gathered negatives are the local batch: same value, same gradients."""
-    from training.data import collate_clips
-    from training.engine import model_inputs
-    from training.synth import SceneConfig, SynthPairs
+    from soundlens.training.data import collate_clips
+    from soundlens.training.engine import model_inputs
+    from soundlens.training.synth import SceneConfig, SynthPairs
 
     torch.manual_seed(0)
     model = models.create(method, encoder="lite").eval()  # eval: no dropout/BN-stat randomness
@@ -148,7 +147,7 @@ def test_gathered_loss_is_the_method_loss_on_one_process(method):
 
 
 def test_gather_negatives_on_an_unsupported_method_says_why():
-    from training.distributed import check_gatherable
+    from soundlens.training.distributed import check_gatherable
 
     if "slavc" not in models.available():
         pytest.skip("slavc is not registered")

@@ -1,4 +1,4 @@
-"""Real DDP on CPU: `torchrun --nproc_per_node 2 -m training.main` with two gloo processes.
+"""Real DDP on CPU: `torchrun --nproc_per_node 2 -m soundlens.training.main` with two gloo processes.
 
 Checks that both ranks ran on disjoint shards, that gathered negatives gave every rank the same
 global loss, that the weights are identical on both ranks after training, and that rank 0's
@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-import models
-from training.main import param_digest
+from soundlens import models
+from soundlens.training.main import param_digest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,7 +25,7 @@ def test_torchrun_two_gloo_processes(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     env.pop("WORLD_SIZE", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "training.main", "--method", "ezvsl", "--encoder", "lite", "--data", "procedural:64,size=112",
+           "-m", "soundlens.training.main", "--method", "ezvsl", "--encoder", "lite", "--data", "procedural:64,size=112",
            "--epochs", "1", "--batch-size", "8", "--val-pairs", "8", "--gather-negatives", "--no-progress",
            "--device", "cpu", "--out", str(out), "--debug-rank-hashes"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

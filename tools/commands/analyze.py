@@ -26,7 +26,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from tools.errors import SoundLensError
+    from soundlens.models.errors import SoundLensError
 
     if args.batch < 1:
         raise SoundLensError(f"--batch must be >= 1, got {args.batch}")
@@ -37,8 +37,8 @@ def run(args) -> int:
     if not 0 <= args.crf <= 51:
         raise SoundLensError(f"--crf must be between 0 and 51, got {args.crf}")
 
-    import models
-    from realtime.analyze import AnalyzeConfig, analyze_video
+    from soundlens import models
+    from soundlens.realtime.analyze import AnalyzeConfig, analyze_video
 
     model = models.load(args.model)
     config = AnalyzeConfig(batch=args.batch, hop=args.hop, device=args.device, peaks=args.peaks, crf=args.crf,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
 
 
 def add_arguments(parser) -> None:
@@ -27,7 +27,7 @@ def run(args) -> int:
 
 # --- bench live -------------------------------------------------------------------------------
 def _live_arguments(parser) -> None:
-    from tools.commands.live import add_pipeline_arguments, add_source_arguments
+    from soundlens.tools.commands.live import add_pipeline_arguments, add_source_arguments
 
     parser.add_argument("--model", default=None, metavar="CKPT|NAME",
                         help="checkpoint or shipped name (default: 'default' if shipped, else an untrained "
@@ -47,7 +47,7 @@ def _live_arguments(parser) -> None:
 
 def bench_model(name: str | None):
     """(model, model id) for the benchmark."""
-    import models
+    from soundlens import models
 
     if name is not None:
         return models.load(name), name
@@ -58,10 +58,10 @@ def bench_model(name: str | None):
 
 
 def _run_live(args) -> int:
-    import models
-    from realtime.bench import bench_live, meets_targets
-    from realtime.pipeline import status_line
-    from tools.commands.live import audio_buffer_seconds, build_sources, check_args, pipeline_config
+    from soundlens import models
+    from soundlens.realtime.bench import bench_live, meets_targets
+    from soundlens.realtime.pipeline import status_line
+    from soundlens.tools.commands.live import audio_buffer_seconds, build_sources, check_args, pipeline_config
 
     args.camera = None
     args.synthetic = args.video is None
@@ -95,7 +95,7 @@ def _run_live(args) -> int:
 
 # --- bench accuracy ---------------------------------------------------------------------------
 def _accuracy_arguments(parser) -> None:
-    from training.benchmark import AccuracyConfig as A
+    from soundlens.training.benchmark import AccuracyConfig as A
 
     parser.add_argument("--methods", default=",".join(A.methods),
                         help=f"comma-separated methods to train and score (default {','.join(A.methods)})")
@@ -104,8 +104,8 @@ def _accuracy_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=A.epochs, help=f"epochs per method (default {A.epochs})")
     parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=A.batch_size)
     parser.add_argument("--lr", type=float, default=None,
-                        help="learning rate for every method (default: each method's training.params.short_run_lr, 1e-3 "
-                             "unless SHORT_RUN_LR names another)")
+                        help="learning rate for every method (default: each method's the method's Recipe (short_run_lr), 1e-3 "
+                             "unless its Recipe names another)")
     parser.add_argument("--encoder", default=A.encoder, help=f"trunk for every method (default {A.encoder})")
     parser.add_argument("--image-size", "--image_size", dest="image_size", type=int, default=A.image_size,
                         help=f"procedural frame side in px (default {A.image_size})")
@@ -123,14 +123,14 @@ def _accuracy_arguments(parser) -> None:
     parser.add_argument("--out", default=A.out, metavar="DIR", help=f"output folder (default {A.out})")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument("--paper-options", dest="short_run_options", action="store_false",
-                        help="train with every paper default, not training.params.SHORT_RUN_OPTIONS (step-counted "
+                        help="train with every paper default, not the method's Recipe (short_run_options) (step-counted "
                              "horizons such as SLAVC's EMA momentum scaled to a short run)")
 
 
 def _run_accuracy(args) -> int:
     import shlex
 
-    from training.benchmark import AccuracyConfig, run_accuracy
+    from soundlens.training.benchmark import AccuracyConfig, run_accuracy
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     try:

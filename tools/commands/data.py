@@ -61,7 +61,7 @@ def run(args) -> int:
     if command != "check-split":
         args._data_parser.print_help()
         return 0
-    from training import splits
+    from soundlens.training import splits
 
     train = splits.read_id_list(args.train_list)
     report = splits.check_split(train, args.test)
@@ -78,7 +78,7 @@ def run(args) -> int:
 
 
 def _run_prepare(args) -> int:
-    from training.prepare import PrepareConfig, prepare_videos
+    from soundlens.training.prepare import PrepareConfig, prepare_videos
 
     config = PrepareConfig(frames=args.frames, rate=args.rate, workers=args.workers, progress=args.progress)
     result = prepare_videos(args.videos_dir, args.out_root, config)
@@ -91,9 +91,9 @@ def _run_prepare(args) -> int:
 
 
 def _run_neighbours(args) -> int:
-    from tools.errors import SoundLensError
-    from training.data import build_dataset, parse_spec
-    from training.neighbours import default_index_path, mine_neighbours
+    from soundlens.models.errors import SoundLensError
+    from soundlens.training.data import build_dataset, parse_spec
+    from soundlens.training.neighbours import default_index_path, mine_neighbours
 
     spec = parse_spec(args.spec)
     if spec.kind == "procedural":

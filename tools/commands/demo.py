@@ -21,8 +21,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
-
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5555"
 
@@ -109,21 +108,22 @@ class Judge:
 
 
 def _build(args, model, address: str):
-    from realtime.pipeline import LiveConfig, LivePipeline
-    from realtime.publisher import PublisherConfig
-    from realtime.sources import SyntheticConfig, SyntheticSource
-    from realtime.worker import WorkerConfig
-    from tools.commands.live import audio_buffer_seconds
+    from soundlens.realtime.pipeline import LiveConfig, LivePipeline
+    from soundlens.realtime.publisher import PublisherConfig
+    from soundlens.realtime.sources import SyntheticConfig, SyntheticSource
+    from soundlens.realtime.worker import WorkerConfig
+    from soundlens.tools.commands.live import audio_buffer_seconds
+    from soundlens.training.synth import scene_video
 
     source = SyntheticSource(SyntheticConfig(seconds=args.seconds, seed=args.seed, image_size=args.size,
                                              realtime=True, sample_rate=model.audio_preset.sample_rate,
-                                             audio_seconds=audio_buffer_seconds(model)))
+                                             audio_seconds=audio_buffer_seconds(model)), scene_video)
     config = LiveConfig(
         worker=WorkerConfig(hop=args.hop, device=args.device, stream="cam0", peaks=3, preview=True,
                             preview_width=max(320, args.size), preview_fps=30.0, jpeg_quality=90),
         publisher=PublisherConfig(address=address),
     )
-    import models
+    from soundlens import models
 
     return source, LivePipeline(model, source, source, config, model_info=models.describe(model),
                                 model_id=str(args.model))
@@ -144,7 +144,7 @@ def start_pipeline(args, model):
 
 
 def check_args(args) -> None:
-    from realtime.publisher import is_loopback
+    from soundlens.realtime.publisher import is_loopback
 
     if args.seconds <= 0:
         raise SoundLensError(f"--seconds must be > 0, got {args.seconds}")
@@ -158,7 +158,7 @@ def check_args(args) -> None:
 
 
 def load_model(name: str):
-    import models
+    from soundlens import models
 
     try:
         return models.load(name)
@@ -172,10 +172,10 @@ def load_model(name: str):
 
 def run(args) -> int:
     check_args(args)
-    from realtime.subscriber import Subscriber
-    from realtime.viewer import display_available
-    from realtime.wire import topic
-    from tools.commands.live import run_with_viewer, stop_on_signals
+    from soundlens.realtime.subscriber import Subscriber
+    from soundlens.realtime.viewer import display_available
+    from soundlens.realtime.wire import topic
+    from soundlens.tools.commands.live import run_with_viewer, stop_on_signals
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -217,8 +217,7 @@ def run(args) -> int:
 
 def write_outputs(out: Path, source, rows: list[dict], figures: dict, args) -> None:
     import cv2
-
-    from realtime.analyze import OverlayPainter, OverlayWriter
+    from soundlens.realtime.analyze import OverlayPainter, OverlayWriter
 
     video = source.video
     fps = video.fps

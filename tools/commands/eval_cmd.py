@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
 
 # Scalars printed in the table, in this order, when the report has them.
 _ROWS = ("cIoU", "AUC", "mean_cIoU", "mcIoU", "hit_rate", "cIoU_adap", "AUC_adap", "iIoU", "iAUC", "iIoU_adap",
@@ -25,7 +25,7 @@ _ROWS = ("cIoU", "AUC", "mean_cIoU", "mcIoU", "hit_rate", "cIoU_adap", "AUC_adap
 
 
 def add_arguments(parser) -> None:
-    from training import protocols
+    from soundlens.training import protocols
 
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", metavar="MAPS.npz",
@@ -62,8 +62,7 @@ class NpzMaps(Mapping):
 
     def __init__(self, path: str) -> None:
         import numpy as np
-
-        from training.splits import normalize_id
+        from soundlens.training.splits import normalize_id
 
         self.path = path
         try:
@@ -105,7 +104,7 @@ class NpzMaps(Mapping):
 
 
 def run(args) -> int:
-    from training import protocols
+    from soundlens.training import protocols
 
     protocol = protocols.get(args.protocol)
     objects = NpzMaps(args.object_maps) if args.object_maps else None
@@ -136,8 +135,8 @@ def _warn_lines(caught) -> None:
 
 
 def _evaluate(args, protocol, maps: NpzMaps, objects: NpzMaps | None) -> dict:
-    from training.datasets import load_annotations
-    from training.engine import score_annotated
+    from soundlens.training.datasets import load_annotations
+    from soundlens.training.engine import score_annotated
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -151,12 +150,11 @@ def _evaluate(args, protocol, maps: NpzMaps, objects: NpzMaps | None) -> dict:
 
 def _evaluate_model(args, protocol, objects: NpzMaps | None) -> dict:
     import numpy as np
-
-    import models
-    from training.data import eval_data
-    from training.datasets import load_annotations
-    from training.distributed import pick_device
-    from training.engine import annotations_of, predict, retrieval_report, score_annotated
+    from soundlens import models
+    from soundlens.training.data import eval_data
+    from soundlens.training.datasets import load_annotations
+    from soundlens.training.distributed import pick_device
+    from soundlens.training.engine import annotations_of, predict, retrieval_report, score_annotated
 
     if args.batch_size < 1:
         raise SoundLensError(f"--batch-size must be >= 1, got {args.batch_size}")

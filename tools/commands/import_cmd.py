@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 
-SOURCES = ("ezvsl", "slavc", "lvs", "sslalign", "ssltie", "jsa")  # = models.importers.SOURCES (kept light)
-
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--from", dest="source", required=True, choices=SOURCES,
+    from soundlens.models.importers import (
+        official_sources,  # the registry's releases (models are imported only here)
+    )
+
+    parser.add_argument("--from", dest="source", required=True, choices=sorted(official_sources()),
                         help="the official release the checkpoint comes from (see docs/import.md)")
     parser.add_argument("src", help="official checkpoint (.pth / .pth.tar / .ckpt), read weights-only")
     parser.add_argument("-o", "--output", required=True, help="SoundLens checkpoint to write (.safetensors)")
@@ -18,7 +20,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from models.importers import import_official
+    from soundlens.models.importers import import_official
 
     result = import_official(args.source, args.src, args.output, allow_missing=args.allow_missing)
     for kind, keys in (("missing", result.missing), ("unexpected", result.unexpected),

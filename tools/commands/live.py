@@ -6,7 +6,7 @@ import contextlib
 import signal
 import threading
 
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
 
 
 def add_source_arguments(parser) -> None:
@@ -52,7 +52,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no status line")
     parser.add_argument("--view", action="store_true",
                         help="also open the viewer window on the published stream (turns on --preview; needs a display)")
-    from tools.commands.view import add_viewer_arguments
+    from soundlens.tools.commands.view import add_viewer_arguments
 
     add_viewer_arguments(parser)
 
@@ -72,7 +72,7 @@ def check_args(args) -> None:
 
 def build_sources(args, sample_rate: int, audio_seconds: float):
     """(video source, audio source) from the flags; they may be the same object."""
-    from realtime.sources import (
+    from soundlens.realtime.sources import (
         CameraConfig,
         CameraSource,
         MicrophoneConfig,
@@ -82,8 +82,8 @@ def build_sources(args, sample_rate: int, audio_seconds: float):
         VideoFileConfig,
         VideoFileSource,
     )
-    from realtime.sources.camera import parse_device
-    from realtime.sources.microphone import parse_mic
+    from soundlens.realtime.sources.camera import parse_device
+    from soundlens.realtime.sources.microphone import parse_mic
 
     mic = args.mic is not None
     if getattr(args, "camera", None) is not None:
@@ -92,9 +92,11 @@ def build_sources(args, sample_rate: int, audio_seconds: float):
         video = VideoFileSource(VideoFileConfig(path=args.video, realtime=args.realtime, loop=args.loop,
                                                 audio=not mic, sample_rate=sample_rate, audio_seconds=audio_seconds))
     else:
+        from soundlens.training.synth import scene_video  # the procedural benchmark is heavy: only when used
+
         video = SyntheticSource(SyntheticConfig(seconds=args.synthetic_seconds, seed=args.seed,
                                                 realtime=args.realtime, loop=args.loop, sample_rate=sample_rate,
-                                                audio_seconds=audio_seconds))
+                                                audio_seconds=audio_seconds), scene_video)
     if mic:
         audio = MicrophoneSource(MicrophoneConfig(device=parse_mic(args.mic), sample_rate=sample_rate,
                                                   seconds=audio_seconds))
@@ -106,9 +108,9 @@ def build_sources(args, sample_rate: int, audio_seconds: float):
 
 
 def pipeline_config(args, hop: float):
-    from realtime.pipeline import LiveConfig
-    from realtime.publisher import PublisherConfig
-    from realtime.worker import WorkerConfig
+    from soundlens.realtime.pipeline import LiveConfig
+    from soundlens.realtime.publisher import PublisherConfig
+    from soundlens.realtime.worker import WorkerConfig
 
     if args.peaks < 0:
         raise SoundLensError(f"--peaks must be >= 0, got {args.peaks}")
@@ -143,8 +145,8 @@ def stop_on_signals(stop: threading.Event):
 
 
 def run(args) -> int:
-    from realtime.pipeline import LivePipeline, status_line
-    from realtime.wire import WireError, check_stream
+    from soundlens.realtime.pipeline import LivePipeline, status_line
+    from soundlens.realtime.wire import WireError, check_stream
 
     check_args(args)
     try:
@@ -152,8 +154,8 @@ def run(args) -> int:
     except WireError as err:
         raise SoundLensError(f"--stream: {err}") from None
     if args.view:
-        from realtime.viewer import display_available
-        from tools.commands.view import check_viewer_args
+        from soundlens.realtime.viewer import display_available
+        from soundlens.tools.commands.view import check_viewer_args
 
         check_viewer_args(args)
         if not display_available():
@@ -162,7 +164,7 @@ def run(args) -> int:
         args.preview = True  # the viewer shows the frames the heatmaps were computed on
     stop = threading.Event()
     with stop_on_signals(stop):
-        import models
+        from soundlens import models
 
         model = models.load(args.model)
         if stop.is_set():
@@ -190,8 +192,8 @@ def run(args) -> int:
 
 def run_with_viewer(pipeline, args, on_status, stop: threading.Event) -> dict:
     """The pipeline on a thread, the viewer on this (main) thread as Qt wants; either ending ends both."""
-    from realtime.viewer import run_viewer
-    from tools.commands.view import viewer_config
+    from soundlens.realtime.viewer import run_viewer
+    from soundlens.tools.commands.view import viewer_config
 
     result: dict = {}
 

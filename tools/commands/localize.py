@@ -26,11 +26,10 @@ def localize_files(model_name: str, image: str, audio: str, out: str, device: st
     and its peaks found as the live pipeline does (realtime.peaks), at the map's own resolution."""
     import torch
     from PIL import Image
-
-    import models
-    from realtime.analyze import draw_result
-    from realtime.peaks import find_peaks, map_region, normalise
-    from tools.media import load_audio, load_image
+    from soundlens import models
+    from soundlens.realtime.analyze import draw_result
+    from soundlens.realtime.peaks import find_peaks, map_region, normalise
+    from soundlens.tools.media import load_audio, load_image
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = models.load(model_name, device=device)

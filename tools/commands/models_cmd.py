@@ -11,7 +11,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import models
+    from soundlens import models
 
     rows = []
     for name in models.available():

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.synth import SceneConfig, write_pairs, write_video  # torch import: only when run
+    from soundlens.training.synth import SceneConfig, write_pairs, write_video  # torch import: only when run
 
     if args.synth_command == "pairs":
         config = SceneConfig(image_size=args.image_size, duration=args.duration,

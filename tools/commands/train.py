@@ -1,7 +1,7 @@
-"""`soundlens train`: the trainer's command line (the same flags and code as `torchrun -m training.main`).
+"""`soundlens train`: the trainer's command line (the same flags and code as `torchrun -m soundlens.training.main`).
 
     soundlens train --method ezvsl --data procedural:2000 --encoder lite --epochs 4 --out runs/ezvsl
-    torchrun --nproc_per_node 4 -m training.main --method ezvsl --data DIR --out runs/ezvsl
+    torchrun --nproc_per_node 4 -m soundlens.training.main --method ezvsl --data DIR --out runs/ezvsl
 
 See docs/training.md.
 """
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 
 def add_arguments(parser) -> None:
-    from training.params import add_arguments as add_train_arguments
+    from soundlens.training.params import add_arguments as add_train_arguments
 
     add_train_arguments(parser)
 
 
 def run(args) -> int:
-    from training.main import run as run_training
-    from training.params import config_from_args
+    from soundlens.training.main import run as run_training
+    from soundlens.training.params import config_from_args
 
     return run_training(config_from_args(args))

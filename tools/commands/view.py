@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
 
 
 def add_viewer_arguments(parser) -> None:
@@ -33,8 +33,8 @@ def check_viewer_args(args) -> None:
 
 
 def viewer_config(args, address: str):
-    from realtime.viewer import ViewerConfig
-    from realtime.wire import WireError, check_stream
+    from soundlens.realtime.viewer import ViewerConfig
+    from soundlens.realtime.wire import WireError, check_stream
 
     try:
         check_stream(args.stream)
@@ -51,7 +51,7 @@ def run(args) -> int:
         raise SoundLensError(f"--seconds must be > 0, got {args.seconds}")
     if args.stale <= 0:
         raise SoundLensError(f"--stale must be > 0 seconds, got {args.stale}")
-    from realtime.viewer import display_available, run_viewer
+    from soundlens.realtime.viewer import display_available, run_viewer
 
     offscreen = False
     if not display_available():

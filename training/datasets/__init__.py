@@ -1,6 +1,6 @@
 """Dataset readers and ground-truth builders (official_repos.md §3.2, §4)."""
 
-from training.datasets.annotations import (
+from soundlens.training.datasets.annotations import (
     AnnotationSet,
     BoxAnnotation,
     load_annotations,
@@ -10,9 +10,15 @@ from training.datasets.annotations import (
     pixel_boxes_from_list,
     vggss_from_list,
 )
-from training.datasets.avsbench import AVSBenchMS3, AVSBenchS4, AVSVideo, read_ms3_meta, read_s4_meta
-from training.datasets.folder import AudioVisualFolder
-from training.datasets.gt import (
+from soundlens.training.datasets.avsbench import (
+    AVSBenchMS3,
+    AVSBenchS4,
+    AVSVideo,
+    read_ms3_meta,
+    read_s4_meta,
+)
+from soundlens.training.datasets.folder import AudioVisualFolder
+from soundlens.training.datasets.gt import (
     flickr_consensus_map,
     parse_flickr_xml,
     pixel_union_map,

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-
-from tools.errors import SoundLensError
-from training.datasets import gt as gtm
-from training.splits import strip_extension
+from soundlens.models.errors import SoundLensError
+from soundlens.training.datasets import gt as gtm
+from soundlens.training.splits import strip_extension
 
 Kind = Literal["normalised", "flickr", "pixels"]
 
@@ -71,7 +70,7 @@ class AnnotationSet:
     def instance_naming(self) -> str:
         """How SSL-Align's evaluator forms iIoU instances for this set's ids (`metrics.instances`):
         "vggss" (one per clip), "flickr" (the whole set) or "image" (IS3 image, AVSBench video)."""
-        from training.metrics.instances import naming_for_kind
+        from soundlens.training.metrics.instances import naming_for_kind
 
         return naming_for_kind(self.kind)
 

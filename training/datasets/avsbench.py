@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from soundlens.models.errors import SoundLensError
+from soundlens.training.datasets.media import read_mask, read_rgb, read_wav_mono
 from torch.utils.data import Dataset
-
-from tools.errors import SoundLensError
-from training.datasets.media import read_mask, read_rgb, read_wav_mono
 
 FRAMES_PER_VIDEO = 5
 SPLITS = ("train", "val", "test")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from soundlens.models.errors import SoundLensError
+from soundlens.training.datasets.annotations import AnnotationSet
+from soundlens.training.datasets.media import read_rgb, read_wav_mono
+from soundlens.training.splits import normalize_id, read_id_list
 from torch.utils.data import Dataset
-
-from tools.errors import SoundLensError
-from training.datasets.annotations import AnnotationSet
-from training.datasets.media import read_rgb, read_wav_mono
-from training.splits import normalize_id, read_id_list
 
 
 class AudioVisualFolder(Dataset):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from tools.errors import SoundLensError
+from soundlens.models.errors import SoundLensError
 
 
 def read_rgb(path: str | Path) -> np.ndarray:

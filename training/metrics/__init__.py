@@ -1,6 +1,6 @@
 """Localisation, retrieval and segmentation metrics as pure numpy functions (official_repos.md §3)."""
 
-from training.metrics.avsbench import (
+from soundlens.training.metrics.avsbench import (
     frame_f_curves,
     frame_ious,
     fscore,
@@ -8,7 +8,7 @@ from training.metrics.avsbench import (
     miou,
     miou_per_batch,
 )
-from training.metrics.ciou import (
+from soundlens.training.metrics.ciou import (
     AUC_THRESHOLDS,
     MCIOU_THRESHOLDS,
     auc,
@@ -22,7 +22,7 @@ from training.metrics.ciou import (
     mean_ciou,
     success_curve,
 )
-from training.metrics.instances import (
+from soundlens.training.metrics.instances import (
     INSTANCE_NAMINGS,
     count_instances,
     instance_key,
@@ -31,8 +31,8 @@ from training.metrics.instances import (
     official_name,
     vggss_official_name,
 )
-from training.metrics.retrieval import cross_modal_recall, recall_at_k
-from training.metrics.slavc import (
+from soundlens.training.metrics.retrieval import cross_modal_recall, recall_at_k
+from soundlens.training.metrics.slavc import (
     average_precision,
     confidence,
     f1_curve,
@@ -41,7 +41,7 @@ from training.metrics.slavc import (
     precision_recall,
     slavc_metrics,
 )
-from training.metrics.thresholds import adaptive_threshold, median_threshold, minmax
+from soundlens.training.metrics.thresholds import adaptive_threshold, median_threshold, minmax
 
 __all__ = [
     "AUC_THRESHOLDS", "INSTANCE_NAMINGS", "count_instances", "instance_key", "instance_key_fn", "naming_for_kind",

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from training.metrics.ciou import image_group
+from soundlens.training.metrics.ciou import image_group
 
 INSTANCE_NAMINGS: tuple[str, ...] = ("vggss", "flickr", "image", "per_sample")
 # AnnotationSet.kind -> naming: VGG-SS-format JSON (VGG-SS, the procedural benchmark), Flickr boxes,

@@ -5,12 +5,12 @@ dataset; `write_pairs` writes the VGG-SS-style layout; `SynthVideo`/`write_video
 moving objects whose sounding one changes over time.
 """
 
-from training.synth.classes import CLASSES, SPECS, ClassSpec
-from training.synth.pairs import SynthPairs, item_id, item_scene, write_pairs
-from training.synth.scene import Scene, SceneConfig, make_scene
-from training.synth.video import Segment, SynthVideo, write_video
+from soundlens.training.synth.classes import CLASSES, SPECS, ClassSpec
+from soundlens.training.synth.pairs import SynthPairs, item_id, item_scene, write_pairs
+from soundlens.training.synth.scene import Scene, SceneConfig, make_scene
+from soundlens.training.synth.video import Segment, SynthVideo, scene_video, write_video
 
 __all__ = [
     "CLASSES", "SPECS", "ClassSpec", "Scene", "SceneConfig", "make_scene", "SynthPairs", "item_id",
-    "item_scene", "write_pairs", "Segment", "SynthVideo", "write_video",
+    "item_scene", "write_pairs", "Segment", "SynthVideo", "scene_video", "write_video",
 ]

@@ -14,12 +14,11 @@ import cv2
 import numpy as np
 import soundfile as sf
 import torch
+from soundlens.models.errors import SoundLensError
+from soundlens.training.synth.classes import CLASSES
+from soundlens.training.synth.scene import Scene, SceneConfig, make_scene
 from torch.utils.data import Dataset
 from tqdm import tqdm
-
-from tools.errors import SoundLensError
-from training.synth.classes import CLASSES
-from training.synth.scene import Scene, SceneConfig, make_scene
 
 
 def item_id(i: int) -> str:
@@ -112,7 +111,7 @@ def write_pairs(
 
     (out / "annotations.json").write_text(json.dumps(annotations, indent=1))
     (out / "train.txt").write_text("".join(f"{a['file']}\n" for a in annotations))
-    meta = {"generator": "training.synth", "version": 1, "seed": seed, "n": n,
+    meta = {"generator": "soundlens.training.synth", "version": 1, "seed": seed, "n": n,
             "config": asdict(config), "classes": list(CLASSES)}
     (out / "synth.json").write_text(json.dumps(meta, indent=1))
     return out

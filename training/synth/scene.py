@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from tools.errors import SoundLensError
-from training.synth.classes import CLASSES, SPECS
-from training.synth.shapes import background, draw_object
-from training.synth.sounds import SOUNDS, background_noise, fade
+from soundlens.models.errors import SoundLensError
+from soundlens.training.synth.classes import CLASSES, SPECS
+from soundlens.training.synth.shapes import background, draw_object
+from soundlens.training.synth.sounds import SOUNDS, background_noise, fade
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
-
-from training.synth.classes import ClassSpec
+from soundlens.training.synth.classes import ClassSpec
 
 Inside = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

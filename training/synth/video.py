@@ -15,12 +15,11 @@ from pathlib import Path
 
 import av
 import numpy as np
-
-from tools.errors import SoundLensError
-from training.synth.classes import CLASSES, SPECS
-from training.synth.scene import SceneConfig, class_sound, place_objects
-from training.synth.shapes import background, draw_object
-from training.synth.sounds import background_noise
+from soundlens.models.errors import SoundLensError
+from soundlens.training.synth.classes import CLASSES, SPECS
+from soundlens.training.synth.scene import SceneConfig, class_sound, place_objects
+from soundlens.training.synth.shapes import background, draw_object
+from soundlens.training.synth.sounds import background_noise
 
 
 @dataclass(frozen=True)
@@ -234,3 +233,9 @@ def write_video(
     }
     sidecar.write_text(json.dumps(meta))
     return sidecar
+
+
+def scene_video(seconds: float, seed: int, image_size: int, fps: float) -> SynthVideo:
+    """A procedural scene video with default scene settings: the generator `realtime`'s
+    `SyntheticSource` and the demo stream."""
+    return SynthVideo(seconds, seed=seed, config=SceneConfig(image_size=image_size), fps=fps)

@@ -1,4 +1,7 @@
-"""The one error type the command line turns into a one-line message and an exit code."""
+"""The one error type the command line turns into a one-line message and an exit code.
+
+The bottom of the import graph (it imports nothing): every library package raises it and the CLI
+(`tools.main`) maps it to `EXIT_USER_ERROR`, so no library module imports the CLI."""
 
 
 class SoundLensError(Exception):
