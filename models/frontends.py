@@ -10,7 +10,6 @@ import functools
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.signal import get_window
 from soundlens.models.errors import SoundLensError
 from soundlens.models.presets import AudioPreset, audio_preset
@@ -130,9 +129,3 @@ class AudioFrontend:
 def audio_frontend(name: str) -> AudioFrontend:
     """The front-end of a named preset: `ezvsl`, `lvs`, `sslalign`, `jsa`, `htf` or `ssltie`."""
     return AudioFrontend(audio_preset(name))
-
-
-def pad_or_trim(spec: torch.Tensor, frames: int) -> torch.Tensor:
-    """Force [.., T] to `frames` time steps (zero-pad or cut), for batching mixed lengths."""
-    t = spec.shape[-1]
-    return spec[..., :frames] if t >= frames else F.pad(spec, (0, frames - t))

@@ -17,7 +17,7 @@ import collections
 import contextlib
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -321,7 +321,3 @@ class InferenceWorker:
                 "values": "min-max normalised to [0, 1]; header heatmap.range holds the raw [min, max]",
             }
         return out
-
-    def stats_dict(self) -> dict:
-        return asdict(self.stats)
-

@@ -97,15 +97,6 @@ def cleanup(env: DistEnv) -> None:
         dist.destroy_process_group()
 
 
-def broadcast_object(obj, env: DistEnv, src: int = 0):
-    """`obj` from rank `src` on every rank (JSON-like values: metrics, flags)."""
-    if not env.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def gather_features(features: torch.Tensor, rank: int, world_size: int, with_grad: bool = False) -> torch.Tensor:
     """All ranks' `features` [b, ...] concatenated in rank order -> [world_size * b, ...].
 

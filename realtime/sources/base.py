@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from soundlens.realtime.ring import AudioRing, FrameRing
 
@@ -23,9 +23,6 @@ class SourceStats:
     drops: int = 0  # data the source itself had to discard (undecodable packets, unplaceable blocks)
     overflows: int = 0  # audio input overflows reported by PortAudio
     reconnects: int = 0  # times a lost device was opened again
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class Source:

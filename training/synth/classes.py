@@ -41,8 +41,3 @@ SPECS: tuple[ClassSpec, ...] = (
 )
 
 CLASSES: tuple[str, ...] = tuple(spec.name for spec in SPECS)
-
-
-def class_index(name: str) -> int:
-    """Index of a class name in `CLASSES` (ValueError if unknown)."""
-    return CLASSES.index(name)
