@@ -52,6 +52,7 @@ def _check(method: str, results: dict[str, dict]) -> None:
                                         f"(before training {r['before']:.2f})")
 
 
+@pytest.mark.timeout(1800)  # two training runs side by side; a shared CI machine may take a while
 @pytest.mark.parametrize("method", [
     m if m in IN_DEFAULT_RUN else pytest.param(m, marks=pytest.mark.slow) for m in models.available() if m != "jsa"
 ])
@@ -66,6 +67,7 @@ def _matrix() -> list[tuple[int, str, int]]:
 
 
 @pytest.mark.robust
+@pytest.mark.timeout(3 * 3600)  # twelve training runs: ~30 minutes on 2 cores (pyproject's 900 s is per test)
 @pytest.mark.parametrize("method", IN_DEFAULT_RUN)
 def test_learning_survives_seeds_capabilities_and_threads(method):
     """seeds {0, 1, 2} x ATEN_CPU_CAPABILITY {default, avx2} x threads {1, 2}, two runs at a time.
