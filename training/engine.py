@@ -200,13 +200,14 @@ def localization_hits(model, dataset: Dataset, batch_size: int = 64) -> torch.Te
     model.eval()
     hits = []
     size = model.image_preset.size
+    trunk = getattr(model, "imgnet", None)
+    geometry = cell_geometry(trunk) if trunk is not None else None  # the same for every batch
     for batch in DataLoader(dataset, batch_size=batch_size):
         inputs = model_inputs(model, batch, train=False)
         maps = model.heatmap(inputs["images"], inputs["specs"]).float()
         h, w = maps.shape[-2:]
-        trunk = getattr(model, "imgnet", None)
-        stride_y, offset_y = cell_geometry(trunk) if trunk is not None else (size / h, size / h / 2)
-        stride_x, offset_x = cell_geometry(trunk) if trunk is not None else (size / w, size / w / 2)
+        stride_y, offset_y = geometry or (size / h, size / h / 2)
+        stride_x, offset_x = geometry or (size / w, size / w / 2)
         idx = maps.flatten(1).argmax(dim=1)
         y, x = (idx // w).float() * stride_y + offset_y, (idx % w).float() * stride_x + offset_x
         frame_hw = tuple(batch["frame"].shape[1:3])

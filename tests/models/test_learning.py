@@ -78,11 +78,12 @@ def test_learning_survives_seeds_capabilities_and_threads(method):
     partial = out / f"{method}.partial.jsonl"
     partial.write_text("")
     cores = threading.Condition()
-    free = [min(2, os.cpu_count() or 1)]  # never more torch threads than cores: oversubscribed runs crawl
+    n_cores = min(2, os.cpu_count() or 1)
+    free = [n_cores]  # never more torch threads than cores: oversubscribed runs crawl
 
     def one(config):
         seed, cap, threads = config
-        need = min(threads, min(2, os.cpu_count() or 1))
+        need = min(threads, n_cores)
         with cores:
             cores.wait_for(lambda: free[0] >= need)
             free[0] -= need
