@@ -92,20 +92,30 @@ def read_header(path: Path) -> tuple[dict, dict]:
 
 
 def resolve(name_or_path: str | Path) -> Path:
-    """A checkpoint path, or a model shipped with SoundLens by name (e.g. "default")."""
+    """A checkpoint path, a model shipped with SoundLens by name (e.g. "default"), or a released model
+    pulled with `soundlens models pull NAME` (found in the cache, `models.pretrained.cached_path`)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
     shipped = WEIGHTS_DIR / f"{name_or_path}.safetensors"
     if shipped.is_file():
         return shipped
+    from soundlens.models.pretrained import cached_path, pull_command, releases
+
+    if str(name_or_path) in releases():
+        pulled = cached_path(str(name_or_path))
+        if pulled.is_file():
+            return pulled
+        raise SoundLensError(f"'{name_or_path}' is a released model that is not downloaded yet: run "
+                             f"'{pull_command(str(name_or_path))}' once")
     hint = ""
     try:
         method_entry(str(name_or_path))
         hint = f" ('{name_or_path}' is a method: train it with 'soundlens train --method {name_or_path}')"
     except SoundLensError:
         pass
-    raise SoundLensError(f"checkpoint not found: {name_or_path}{hint}; give a .safetensors path or 'default'")
+    raise SoundLensError(f"checkpoint not found: {name_or_path}{hint}; give a .safetensors path, 'default' or a "
+                         "released model ('soundlens models --pretrained' lists them)")
 
 
 def load(name_or_path: str | Path, device: str | torch.device | None = None):

@@ -108,9 +108,10 @@ def read_official(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def import_official(source: str, src: str | Path, out: str | Path, allow_missing: bool = False) -> ImportResult:
+def import_official(source: str, src: str | Path, out: str | Path, allow_missing: bool = False,
+                    extra: dict | None = None) -> ImportResult:
     """Convert official checkpoint `src` of release `source` (an `official_sources()` key) to a SoundLens
-    checkpoint."""
+    checkpoint. `extra` is added to its `trained_on` metadata (`models pull` records the release there)."""
     sources = official_sources()
     if source not in sources:
         raise SoundLensError(f"unknown official source '{source}'; choose one of {', '.join(sources)}")
@@ -134,6 +135,6 @@ def import_official(source: str, src: str | Path, out: str | Path, allow_missing
     usable = {k: v.to(target[k].dtype) for k, v in state.items() if k in target and v.shape == target[k].shape}
     model.load_state_dict(usable, strict=False)
     trained_on = {"imported_from": source, "source_file": Path(src).name, "origin": spec.origin,
-                  "missing": missing, "unexpected": unexpected, "mismatched": mismatched}
+                  "missing": missing, "unexpected": unexpected, "mismatched": mismatched, **(extra or {})}
     path = save(model.eval(), out, trained_on=trained_on)
     return ImportResult(path, spec.method, len(usable), missing, unexpected, mismatched)

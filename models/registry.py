@@ -37,20 +37,23 @@ class MethodEntry:
     paper: str
     recipe: Recipe = Recipe()
     official: dict = field(default_factory=dict)  # release name -> models.importers.OfficialSource
+    pretrained: tuple = ()  # models.pretrained.PretrainedRelease: the released weights `models pull` fetches
 
 
 _METHODS: dict[str, MethodEntry] = {}
 
 
 def register_method(name: str, config_cls: type, summary: str = "", paper: str = "", recipe: Recipe | None = None,
-                    official: dict | None = None):
+                    official: dict | None = None, pretrained=()):
     """Decorator: register `builder(config) -> model` under `name` with its config dataclass, its
-    recipe and the official releases it imports (`soundlens import --from NAME`)."""
+    recipe, the official releases it imports (`soundlens import --from NAME`) and the released
+    weights `soundlens models pull` fetches."""
 
     def wrap(builder: Callable) -> Callable:
         if name in _METHODS:
             raise ValueError(f"method '{name}' registered twice")
-        _METHODS[name] = MethodEntry(name, builder, config_cls, summary, paper, recipe or Recipe(), dict(official or {}))
+        _METHODS[name] = MethodEntry(name, builder, config_cls, summary, paper, recipe or Recipe(), dict(official or {}),
+                                    tuple(pretrained))
         return builder
 
     return wrap

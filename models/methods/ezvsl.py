@@ -16,6 +16,7 @@ from soundlens.models.errors import SoundLensError
 from soundlens.models.importers import OfficialSource
 from soundlens.models.layers import init_heads
 from soundlens.models.maps import minmax, resize_map
+from soundlens.models.pretrained import PretrainedRelease
 from soundlens.models.registry import Recipe, register_method
 from torch import nn
 
@@ -91,6 +92,35 @@ OFFICIAL = {
 }
 
 
+# stoneMo/EZ-VSL README.md at 95ff5bf, "Model Zoo": every model is in one Drive folder; the official
+# test scripts (scripts/test_*.sh) read `checkpoints_release/<experiment>/best.pth`, so each release is
+# the `best.pth` under its experiment's name. The reported cIoU / AUC are the README's, with the
+# AV+OGL fusion (alpha 0.4: EZVSLConfig.ogl_alpha). Licence: the repository's (Apache-2.0).
+_EZVSL_ZOO = "https://drive.google.com/drive/folders/1I9nyn8VGU4HFEBDpEUpqFz1ywWcqzC6C?usp=sharing"
+_EZVSL_README = "stoneMo/EZ-VSL README.md @95ff5bf (Model Zoo)"
+
+
+def _ezvsl(name: str, experiment: str, train_data: str, reported: dict) -> PretrainedRelease:
+    return PretrainedRelease(name, "ezvsl", _EZVSL_ZOO, _EZVSL_README, train_data, reported, "Apache-2.0",
+                             file=f"*{experiment}/best.pth")
+
+
+PRETRAINED = (
+    _ezvsl("ezvsl-flickr10k", "flickr_10k", "Flickr-SoundNet 10k (metadata/flickr_10k.txt)",
+           {"Flickr-SoundNet": {"cIoU": 81.93, "AUC": 62.58}}),
+    _ezvsl("ezvsl-flickr144k", "flickr_144k", "Flickr-SoundNet 144k (metadata/flickr_144k.txt)",
+           {"Flickr-SoundNet": {"cIoU": 83.13, "AUC": 63.06}}),
+    _ezvsl("ezvsl-vggss10k", "vggsound_10k", "VGGSound 10k (metadata/vggss_10k.txt)",
+           {"VGG-SS": {"cIoU": 37.18, "AUC": 38.75}}),
+    _ezvsl("ezvsl-vggss144k", "vggsound_144k", "VGGSound 144k (metadata/vggss_144k.txt)",
+           {"VGG-SS": {"cIoU": 38.85, "AUC": 39.54}, "Flickr-SoundNet": {"cIoU": 83.94, "AUC": 63.60}}),
+    _ezvsl("ezvsl-vggssfull", "vggsound_full", "VGGSound, all training clips",
+           {"VGG-SS": {"cIoU": 39.34, "AUC": 39.78}}),
+    _ezvsl("ezvsl-heard110", "heard_110", "VGGSound, the 110 'heard' classes (metadata/vggss_heard.txt)",
+           {"VGG-SS heard 110": {"cIoU": 37.25, "AUC": 38.97}, "VGG-SS unheard 110": {"cIoU": 39.57, "AUC": 39.60}}),
+)
+
+
 # §2.1: Adam 1e-4, wd 0, batch 128, 20 epochs (144k / full sets): TrainConfig's defaults.
 RECIPE = Recipe(
     # §2.1's heads start tiny (Linear std 0.01) next to Adam's first steps at 1e-3 (~lr per weight,
@@ -105,6 +135,7 @@ RECIPE = Recipe(
 
 
 @register_method("ezvsl", EZVSLConfig, summary="max-MIL InfoNCE over a cosine map (ECCV'22)",
-                 paper="Mo & Morgado, Localizing Visual Sounds the Easy Way, ECCV 2022", recipe=RECIPE, official=OFFICIAL)
+                 paper="Mo & Morgado, Localizing Visual Sounds the Easy Way, ECCV 2022", recipe=RECIPE, official=OFFICIAL,
+                 pretrained=PRETRAINED)
 def ezvsl(config: EZVSLConfig) -> EZVSL:
     return EZVSL(config)

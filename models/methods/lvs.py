@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from soundlens.models.base import MethodConfig, SoundLocalizer, l2
 from soundlens.models.importers import OfficialSource, remap_avenet
 from soundlens.models.layers import past_warmup, trimap_logits
+from soundlens.models.pretrained import PretrainedRelease
 from soundlens.models.registry import Recipe, register_method
 
 
@@ -89,6 +90,34 @@ OFFICIAL = {
 }
 
 
+# hche11/Localizing-Visual-Sounds-the-Hard-Way README.md at 8fe8cbb ("update model link", the links
+# that replaced the expired ones of issue #11): one Drive file per test set. The README gives no
+# numbers and does not say which training list each used (issue #12: the VGG-SS model scores close to
+# the paper's VGGSound-full row). Licence: the repository's (Apache-2.0).
+# jinxiang-liu/SSL-TIE README.md at c49e6a9, "Model weights": one Drive folder (also on Baidu Pan,
+# which needs an extraction code: download by hand, pull with --from); the test scripts
+# (scripts/test_*.sh) name the files ckpts/{vggsound144k,flickr144k,flickr10k}.pth.tar. The README
+# gives no numbers. Licence: the repository's (MIT).
+_LVS_README = "hche11/Localizing-Visual-Sounds-the-Hard-Way README.md @8fe8cbb"
+_SSLTIE_ZOO = "https://drive.google.com/drive/folders/1KZxXbPilvJNCPaUeAeZAsUKgZoj9R9qJ?usp=sharing"
+_SSLTIE_README = "jinxiang-liu/SSL-TIE README.md @c49e6a9 (Model weights)"
+PRETRAINED = (
+    PretrainedRelease("lvs-flickr", "lvs",
+                      "https://drive.google.com/file/d/1Rif19nk8RpxBrkGGoI92g-fssa2qsl-m/view?usp=sharing",
+                      _LVS_README, "Flickr-SoundNet (the README does not say which list)", {}, "Apache-2.0"),
+    PretrainedRelease("lvs-vggss", "lvs",
+                      "https://drive.google.com/file/d/1ieyJ7rrrR5aF8SwHNGYNS9dX9t9_apsc/view?usp=sharing",
+                      _LVS_README, "VGGSound (issue #12: close to the paper's VGGSound-full row)", {}, "Apache-2.0"),
+    PretrainedRelease("ssltie-vggss144k", "ssltie", _SSLTIE_ZOO, _SSLTIE_README,
+                      "VGGSound 144k (SSL-TIE's train_vggss_train_144k.txt, no VGGSound test clips)", {}, "MIT",
+                      file="*vggsound144k.pth.tar"),
+    PretrainedRelease("ssltie-flickr144k", "ssltie", _SSLTIE_ZOO, _SSLTIE_README, "Flickr-SoundNet 144k", {},
+                      "MIT", file="*flickr144k.pth.tar"),
+    PretrainedRelease("ssltie-flickr10k", "ssltie", _SSLTIE_ZOO, _SSLTIE_README, "Flickr-SoundNet 10k", {},
+                      "MIT", file="*flickr10k.pth.tar"),
+)
+
+
 # §2.3: no training code was released; trains with the EZ-VSL recipe it was compared under.
 RECIPE = Recipe(
     # See LVSConfig.hard_negative_warmup: the first 60 steps (one epoch of the learning test) train
@@ -99,6 +128,7 @@ RECIPE = Recipe(
 
 
 @register_method("lvs", LVSConfig, summary="trimap hard negatives on a 14x14 cosine map (CVPR'21)",
-                 paper="Chen et al., Localizing Visual Sounds the Hard Way, CVPR 2021", recipe=RECIPE, official=OFFICIAL)
+                 paper="Chen et al., Localizing Visual Sounds the Hard Way, CVPR 2021", recipe=RECIPE, official=OFFICIAL,
+                 pretrained=PRETRAINED)
 def lvs(config: LVSConfig) -> LVS:
     return LVS(config)

@@ -22,6 +22,7 @@ from soundlens.models.base import MethodConfig, SoundLocalizer, l2
 from soundlens.models.importers import OfficialSource
 from soundlens.models.layers import ema_update, init_heads, momentum_copy
 from soundlens.models.maps import resize_map
+from soundlens.models.pretrained import PretrainedRelease
 from soundlens.models.registry import Recipe, register_method
 from torch import nn
 
@@ -124,6 +125,19 @@ OFFICIAL = {
 }
 
 
+# stoneMo/SLAVC README.md at 05b429c, "Model Zoo": one model (VGGSound 144k); AP / max-F1 / Precision
+# on the extended test sets (silent and off-screen clips included), AV+OGL with alpha 0.9 and
+# --relative_prediction (§2.2). Licence: the repository's (Apache-2.0).
+PRETRAINED = (
+    PretrainedRelease(
+        "slavc-vggss144k", "slavc",
+        "https://drive.google.com/file/d/1wHufeLWZBv97IaE0cv0GrFk4pLX5NMUj/view?usp=sharing",
+        "stoneMo/SLAVC README.md @05b429c (Model Zoo)", "VGGSound 144k (metadata/vggss_144k.txt)",
+        {"Extended Flickr-SoundNet": {"AP": 51.63, "max-F1": 59.10, "Precision": 83.60},
+         "Extended VGG-SS": {"AP": 32.95, "max-F1": 40.00, "Precision": 37.79}}, "Apache-2.0"),
+)
+
+
 # §2.2: the same recipe as EZ-VSL.
 RECIPE = Recipe(
     # EMA momentum 0.999 averages over ~1000 steps; in a 190-step run the targets stay at their random
@@ -135,6 +149,7 @@ RECIPE = Recipe(
 
 @register_method("slavc", SLAVCConfig, summary="two projections, image dropout, momentum targets (NeurIPS'22)",
                  paper="Mo & Morgado, A Closer Look at Weakly-Supervised Audio-Visual Source Localization, "
-                       "NeurIPS 2022", recipe=RECIPE, official=OFFICIAL)
+                       "NeurIPS 2022", recipe=RECIPE, official=OFFICIAL,
+                 pretrained=PRETRAINED)
 def slavc(config: SLAVCConfig) -> SLAVC:
     return SLAVC(config)

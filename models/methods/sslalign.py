@@ -34,6 +34,7 @@ from soundlens.models.base import MethodConfig, SoundLocalizer, l2
 from soundlens.models.errors import SoundLensError
 from soundlens.models.importers import OfficialSource, remap_avenet
 from soundlens.models.layers import random_view, time_shift
+from soundlens.models.pretrained import PretrainedRelease
 from soundlens.models.registry import Recipe, register_method
 from torch import nn
 
@@ -163,6 +164,35 @@ OFFICIAL = {
 }
 
 
+# kaistmm/SSLalignment README.md at e7ae3c5, "Model Checkpoints": six Drive files, cIoU as the README
+# reports them. "NN w/ Sup. Pre. Enc." (positives mined with supervised encoders) is the main model and
+# takes the plain name; "Self-Sup." and "+ Pre-trained Vision" are the variants. The repository has no
+# licence file: ask the authors before using these beyond research.
+_SSLALIGN_README = "kaistmm/SSLalignment README.md @e7ae3c5 (Model Checkpoints)"
+_NO_LICENCE = "none stated (no licence file in the repository)"
+
+
+def _sslalign(name: str, drive_id: str, train_data: str, test: str, ciou: float, note: str) -> PretrainedRelease:
+    return PretrainedRelease(name, "sslalign", f"https://drive.google.com/file/d/{drive_id}/view?usp=drive_link",
+                             _SSLALIGN_README, train_data, {test: {"cIoU": ciou}}, _NO_LICENCE, note=note)
+
+
+PRETRAINED = (
+    _sslalign("sslalign-vggss144k", "1-WUEoAmp4WBj4Tbsi9Ybh2bq4W6-uYnd", "VGGSound 144k", "VGG-SS", 39.94,
+              "NN w/ Sup. Pre. Enc."),
+    _sslalign("sslalign-vggss144k-selfsup", "1p_eXOlZfeCo5EwY5RRkh4YnAnMZJ0Eyz", "VGGSound 144k", "VGG-SS", 39.16,
+              "NN w/ Self-Sup. Pre. Enc."),
+    _sslalign("sslalign-vggss144k-previs", "1FYv6Pt8k8MdHlBHDCaMVGtWZN_UXh_GJ", "VGGSound 144k", "VGG-SS", 41.42,
+              "NN w/ Sup. Pre. Enc. + Pre-trained Vision"),
+    _sslalign("sslalign-flickr144k", "1R_LEEcUEnwREvt_ducCdnEVUI6VHvnqv", "Flickr-SoundNet 144k", "Flickr-SoundNet",
+              85.20, "NN w/ Sup. Pre. Enc."),
+    _sslalign("sslalign-flickr144k-selfsup", "1HHnUc3sERGrCjUbHklS9uDdA5yxjRtKB", "Flickr-SoundNet 144k",
+              "Flickr-SoundNet", 84.80, "NN w/ Self-Sup. Pre. Enc."),
+    _sslalign("sslalign-flickr144k-previs", "1zs0gr1_QVfonw0Q2VVbExwUUDhJSUH35", "Flickr-SoundNet 144k",
+              "Flickr-SoundNet", 86.00, "NN w/ Sup. Pre. Enc. + Pre-trained Vision"),
+)
+
+
 # §2.4: no training code was released; trains with the EZ-VSL recipe it was compared under.
 RECIPE = Recipe(
     # Eq. 1 with M = 1 averages the cosine over the whole image: the background is shared by every
@@ -174,6 +204,7 @@ RECIPE = Recipe(
 
 @register_method("sslalign", SSLAlignConfig, summary="localisation + alignment InfoNCE over 9 positive pairs "
                  "(ICCV'23)", paper="Senocak et al., Sound Source Localization is All about Cross-Modal "
-                                   "Alignment, ICCV 2023", recipe=RECIPE, official=OFFICIAL)
+                                   "Alignment, ICCV 2023", recipe=RECIPE, official=OFFICIAL,
+                 pretrained=PRETRAINED)
 def sslalign(config: SSLAlignConfig) -> SSLAlign:
     return SSLAlign(config)
