@@ -20,6 +20,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from soundlens.models.devices import pick_device
 from soundlens.models.errors import SoundLensError
 
 
@@ -50,21 +51,6 @@ def _env_int(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise SoundLensError(f"environment variable {name}={value!r} is not an integer; launch with torchrun") from None
-
-
-def pick_device(name: str | None, local_rank: int = 0) -> torch.device:
-    """'cpu', 'cuda' (this process's GPU), 'cuda:N', or None = CUDA when available, else CPU."""
-    if name is None:
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise SoundLensError(f"--device {name} asked for CUDA but no GPU is visible; use --device cpu")
-        if name == "cuda":
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        return torch.device(name)
-    if name != "cpu":
-        raise SoundLensError(f"unknown device '{name}'; use cpu, cuda or cuda:N")
-    return torch.device("cpu")
 
 
 def init_distributed(device: str | None = None) -> DistEnv:

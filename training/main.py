@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 from soundlens.models.errors import EXIT_USER_ERROR, SoundLensError
+from soundlens.models.jsonable import jsonable
 from soundlens.training.distributed import (
     DistEnv,
     barrier,
@@ -65,7 +66,7 @@ class RunLogger:
     def write(self, event: str, record: dict) -> None:
         if not self.enabled:
             return
-        self._file.write(json.dumps(_jsonable({"event": event, "time": time.time(), **record})) + "\n")
+        self._file.write(json.dumps(jsonable({"event": event, "time": time.time(), **record})) + "\n")
         self._file.flush()
 
     def step(self, record: dict) -> None:
@@ -90,20 +91,6 @@ class RunLogger:
             self._tb.close()
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 # --- resume state: tensors in safetensors, everything else as JSON metadata --------------------
 def save_state(path: Path, model, optimizer, info: dict) -> None:
     """Model + optimizer state for --resume, written atomically; never pickled (safetensors)."""
@@ -119,8 +106,8 @@ def save_state(path: Path, model, optimizer, info: dict) -> None:
             else:
                 scalars.setdefault(str(idx), {})[k] = v
     meta = {"format": STATE_FORMAT, "format_version": STATE_VERSION,
-            "optimizer": json.dumps(_jsonable({"param_groups": sd["param_groups"], "scalars": scalars})),
-            "info": json.dumps(_jsonable(info))}
+            "optimizer": json.dumps(jsonable({"param_groups": sd["param_groups"], "scalars": scalars})),
+            "info": json.dumps(jsonable(info))}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     os.replace(tmp, path)
@@ -286,7 +273,7 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
     if env.is_master:
         resolved = {**config.to_dict(), "model_config": current, "world_size": env.world_size,
                     "device": str(env.device), "data_summary": spec_summary(spec), "numerics": numerics(t.seed)}
-        (out / "config.json").write_text(json.dumps(_jsonable(resolved), indent=2) + "\n")
+        (out / "config.json").write_text(json.dumps(jsonable(resolved), indent=2) + "\n")
         logger.write("start", {"config": resolved, "resumed_after": info["epoch"] if resuming else None})
         if logger.tensorboard_note:
             print(f"note: {logger.tensorboard_note}", flush=True)
@@ -327,7 +314,7 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
                 best = {"epoch": epoch, "metric": config.select_metric,
                         "value": value if value is not None and math.isfinite(value) else None}
             record["best"] = best
-            history.append(_jsonable(record))
+            history.append(jsonable(record))
             _save_resume(out, model, optimizer, epoch, best, history, global_step, current)
             logger.epoch(record)
             print(_epoch_line(record, improved), flush=True)
@@ -366,7 +353,7 @@ def _validate_and_save(config, model, val, epoch, best, global_step, spec, out):
     trained_on = {"data": spec_summary(spec), "epochs_done": epoch + 1, "global_step": global_step,
                   "method": config.method, "val": metrics, "train": config.train.__dict__,
                   "numerics": numerics(config.train.seed)}
-    models.save(model, out / "latest.safetensors", trained_on=_jsonable(trained_on))
+    models.save(model, out / "latest.safetensors", trained_on=jsonable(trained_on))
     improved = False
     if metrics is not None:
         value = metrics[config.select_metric]
@@ -374,7 +361,7 @@ def _validate_and_save(config, model, val, epoch, best, global_step, spec, out):
         previous = -math.inf if best is None or best.get("value") is None else best["value"]
         improved = best is None or value >= previous  # a tie goes to the later epoch (trained longer)
         if improved:
-            models.save(model, out / "best.safetensors", trained_on=_jsonable({**trained_on, "best_epoch": epoch}))
+            models.save(model, out / "best.safetensors", trained_on=jsonable({**trained_on, "best_epoch": epoch}))
     return metrics, improved
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from soundlens.models.errors import SoundLensError
+from soundlens.models.media import decode_audio
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts")
 # A key frame must lie within this many seconds of its target time, else the file is truncated.
@@ -137,23 +138,6 @@ def decode_frames(path: Path, targets: list[float]) -> list[np.ndarray]:
         return [np.ascontiguousarray(f.to_ndarray(format="rgb24")) for f in picked]
 
 
-def decode_audio(path: Path, rate: int) -> np.ndarray:
-    """The first audio stream as float32 mono at `rate` (PyAV resampler, like EZ-VSL's loader)."""
-    import av
-
-    with av.open(str(path)) as c:
-        stream = c.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks = []
-        for frame in c.decode(stream):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-    wav = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return np.clip(wav.astype(np.float32), -1.0, 1.0)
-
-
 def decode_video(path: Path, frames: int, rate: int) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """(middle frame, K key frames, mono waveform at `rate`); PrepareError says what is wrong."""
     import av
@@ -169,7 +153,7 @@ def decode_video(path: Path, frames: int, rate: int) -> tuple[np.ndarray, list[n
             duration = _scan_duration(path)
         wanted = sorted({duration / 2, *(key_times(duration, frames) if frames > 1 else [])})
         decoded = dict(zip(wanted, decode_frames(path, wanted), strict=True))
-        wav = decode_audio(path, rate)
+        wav = np.clip(decode_audio(path, rate)[0], -1.0, 1.0)  # EZ-VSL's loader: PyAV's mono resampler
     except PrepareError:
         raise
     except av.FFmpegError as err:

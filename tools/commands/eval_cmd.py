@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from soundlens.models.errors import SoundLensError
+from soundlens.models.jsonable import jsonable
 
 # Scalars printed in the table, in this order, when the report has them.
 _ROWS = ("cIoU", "AUC", "mean_cIoU", "mcIoU", "hit_rate", "cIoU_adap", "AUC_adap", "iIoU", "iAUC", "iIoU_adap",
@@ -124,7 +125,7 @@ def run(args) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(_jsonable(report), indent=2) + "\n", encoding="utf-8")
+        out.write_text(json.dumps(jsonable(report), indent=2) + "\n", encoding="utf-8")
         print(f"wrote {out}")
     return 0
 
@@ -151,9 +152,9 @@ def _evaluate(args, protocol, maps: NpzMaps, objects: NpzMaps | None) -> dict:
 def _evaluate_model(args, protocol, objects: NpzMaps | None) -> dict:
     import numpy as np
     from soundlens import models
+    from soundlens.models.devices import pick_device
     from soundlens.training.data import eval_data
     from soundlens.training.datasets import load_annotations
-    from soundlens.training.distributed import pick_device
     from soundlens.training.engine import annotations_of, predict, retrieval_report, score_annotated
 
     if args.batch_size < 1:
@@ -181,19 +182,6 @@ def _evaluate_model(args, protocol, objects: NpzMaps | None) -> dict:
     report.update(data=str(args.data), model={"checkpoint": str(args.model), **models.describe(model)},
                   retrieval=retrieval)
     return report
-
-
-def _jsonable(value):
-    """Plain JSON: numpy scalars -> Python numbers, NaN -> null (strict JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
 
 
 def _print_table(report: dict) -> None:

@@ -6,19 +6,14 @@ from pathlib import Path
 
 import numpy as np
 from soundlens.models.errors import SoundLensError
+from soundlens.models.media import read_audio, read_image
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """An image file -> uint8 [H, W, 3] RGB array (PIL; palette and grey images converted)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-    except FileNotFoundError:
-        raise SoundLensError(f"frame {path} does not exist; check the dataset layout") from None
-    except UnidentifiedImageError:
-        raise SoundLensError(f"frame {path} is not a readable image; re-extract it") from None
+    """An image file -> uint8 [H, W, 3] RGB array (palette and grey images converted)."""
+    if not Path(path).is_file():
+        raise SoundLensError(f"frame {path} does not exist; check the dataset layout")
+    return read_image(path)
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -45,14 +40,6 @@ def read_wav_mono(path: str | Path) -> tuple[np.ndarray, int]:
     Multi-channel audio is averaged over channels (the official loaders differ: PyAV's mono
     resampler, channel 0, or none; the model's own front-end decides what it needs).
     """
-    import soundfile as sf
-
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except FileNotFoundError:
-        raise SoundLensError(f"audio {path} does not exist; check the dataset layout") from None
-    except sf.LibsndfileError as err:
-        if not Path(path).exists():
-            raise SoundLensError(f"audio {path} does not exist; check the dataset layout") from None
-        raise SoundLensError(f"audio {path} is not readable ({err}); convert it to wav") from None
-    return data.mean(axis=1).astype(np.float32), int(rate)
+    if not Path(path).is_file():
+        raise SoundLensError(f"audio {path} does not exist; check the dataset layout")
+    return read_audio(path)
