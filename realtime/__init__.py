@@ -5,8 +5,8 @@ client needs no torch; the worker and pipeline load on first use.
 
     from soundlens.realtime import Subscriber, wire
     with Subscriber("tcp://127.0.0.1:5555") as sub:
-        msg = sub.recv(wire.topic("heatmap", "cam0"), timeout=2.0)
-        msg.arrays["heatmap"], msg.header["peaks"]
+        loc = sub.recv(wire.topic("heatmap", "cam0"), timeout=2.0).localization()
+        loc.heatmap, loc.peaks[0].u, loc.timing.capture_ns
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import importlib
 from soundlens.realtime import wire
 from soundlens.realtime.clock import FixedClock, SampleClock
 from soundlens.realtime.publisher import DEFAULT_ADDRESS, Publisher, PublisherConfig, is_loopback
+from soundlens.realtime.result import Localization, Peak
 from soundlens.realtime.ring import AudioRing, Frame, FrameRing
 from soundlens.realtime.subscriber import Subscriber, SubscriberStats
 
@@ -24,6 +25,7 @@ _LAZY = {
     "WorkerConfig": "soundlens.realtime.worker",
     "LivePipeline": "soundlens.realtime.pipeline",
     "LiveConfig": "soundlens.realtime.pipeline",
+    "Localizer": "soundlens.realtime.localizer",
 }
 
 
@@ -35,6 +37,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "DEFAULT_ADDRESS", "AudioRing", "FixedClock", "Frame", "FrameRing", "InferenceWorker", "LiveConfig",
-    "LivePipeline", "Publisher", "PublisherConfig", "SampleClock", "Subscriber", "SubscriberStats",
+    "LivePipeline", "Localization", "Localizer", "Peak", "Publisher", "PublisherConfig", "SampleClock", "Subscriber", "SubscriberStats",
     "WorkerConfig", "is_loopback", "wire",
 ]

@@ -1,27 +1,27 @@
 """Offline analysis of a recorded video: a heatmap for every frame, an overlay video and a JSONL log.
 
-The localisation is the live pipeline's, not a second copy: frames and audio go into the same
-`AudioRing`/`FixedClock` the live sources fill, and `OfflineWorker` is an `InferenceWorker`
-whose sliding window (the audio ending at the frame's time, short at the start) and result code
-(normalisation, where the map lies on the frame, top-k peaks, the header fields) are inherited.
-Only the scheduling differs: no thread and no pacing, just every frame (or every `hop`) in
-order, several frames per model call (`batch`).
+The localisation is the live pipeline's, not a second copy: the file is read by the `VideoReader`
+that `live --video` reads with, its sound placed on the sample grid by the same `AudioPlacer` into
+the same `AudioRing`/`FixedClock` the live sources fill, and a `Localizer` (the live worker holds
+one too) cuts the sliding window (the audio ending at the frame's time, short at the start), runs
+the model and makes the `Localization`. Only the scheduling differs: no thread and no pacing,
+just every frame (or every `hop`) in order, several frames per model call (`batch`).
 
 Outputs:
 * an H.264 video of the frames with the heatmap drawn over them (the source's timestamps, so
   variable and odd frame rates stay as they were) with the original audio: copied when it is
   AAC, re-encoded to AAC otherwise (Opus, MP3, PCM...);
-* optionally a JSONL file, one row per video frame: time, peaks (u, v, x, y, score), scores, model.
+* optionally a JSONL file, one row per video frame in its own versioned schema
+  (`JSONL_SCHEMA`, docs/analyze_jsonl.md): time, peaks (u, v, x, y, score), scores, model.
 
 A file that cannot be read, has no sound, or breaks off part-way gives one SoundLensError with
 the position in seconds; what was written up to there is closed properly (a playable mp4, a JSONL
-of complete lines).
+of complete lines). Ctrl-C (KeyboardInterrupt) closes both the same way and goes on up.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
 import time
@@ -30,18 +30,22 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
-import torch
 from soundlens.models.errors import SoundLensError
 from soundlens.realtime.clock import FixedClock
-from soundlens.realtime.peaks import map_region
-from soundlens.realtime.ring import AudioRing, Frame, FrameRing
-from soundlens.realtime.sources.media import AUDIO_RESYNC_S, Pacer
-from soundlens.realtime.worker import InferenceWorker, WorkerConfig
+from soundlens.realtime.localizer import Localizer
+from soundlens.realtime.overlay import OverlayPainter
+from soundlens.realtime.result import Localization, ModelInfo
+from soundlens.realtime.ring import AudioRing, Frame
+from soundlens.realtime.sources.media import AudioPlacer
+from soundlens.realtime.sources.video import VideoReader, open_video
+from soundlens.realtime.wire import PEAK_KEYS
+from tqdm import tqdm
 
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")
 COPYABLE_AUDIO = {".mp4": ("aac",), ".mov": ("aac",), ".mkv": ("aac", "opus", "vorbis", "mp3", "flac")}
+NO_AUDIO = ("sound source localisation needs the sound (for a silent video with a separate recording, "
+            "mux them first, e.g. with ffmpeg)")
 
 
 @dataclass
@@ -66,129 +70,29 @@ class AnalyzeSummary:
     wall_s: float = 0.0
 
 
-class OfflineWorker(InferenceWorker):
-    """The live worker's window + result code, fed in media order and run in batches (no thread)."""
-
-    def __init__(self, model, sample_rate: int, config: AnalyzeConfig, model_id: str, audio_seconds: float):
-        ring = AudioRing.for_seconds(audio_seconds, sample_rate, FixedClock(sample_rate))
-        # A real-time Pacer at t0 = 0 only gives media_s = t_ns / 1e9 in the headers; nothing waits on it.
-        super().__init__(model, FrameRing(1), ring, None,
-                         WorkerConfig(hop=config.hop, device=config.device, peaks=config.peaks),
-                         pacer=Pacer(realtime=True), model_id=model_id)
-        self.batch = max(1, int(config.batch))
-        self._next_audio: int | None = None  # index where the next contiguous audio block goes
-
-    def add_audio(self, samples: np.ndarray, t: float | None) -> None:
-        """Mono float32 samples starting at media time `t` (None: right after the previous block);
-        decoder timestamps that jitter by a few samples are kept contiguous (as live file sources do)."""
-        sr = self.audio.sample_rate
-        index = self._next_audio if t is None and self._next_audio is not None else int(round((t or 0.0) * sr))
-        if self._next_audio is not None and abs(index - self._next_audio) <= AUDIO_RESYNC_S * sr:
-            index = self._next_audio
-        self.audio.write(samples, index=index)
-        self._next_audio = index + samples.size
-
-    def window_end(self, frame: Frame) -> int:
-        return self.audio.clock.index_at(frame.t_ns)
-
-    def infer(self, frames: list[Frame], previous: list[np.ndarray | None] | None = None) -> list[dict | None]:
-        """Heatmap results (the `last_result` dicts of the live worker) for `frames`, batched;
-        None for a frame with under 0.1 s of audio before it. `previous`: the decoded frame before
-        each (motion input for methods that use it; None where there is none)."""
-        previous = previous or [None] * len(frames)
-        windows = [self._audio_window(self.window_end(f)) for f in frames]
-        windows = [None if w is None else (w[0], self._model_window(w[1])) for w in windows]
-        results: list[dict | None] = [None] * len(frames)
-        todo = [i for i, w in enumerate(windows) if w is not None]
-        while todo:  # runs of equal window length (start-up windows are shorter) share a model call
-            length = windows[todo[0]][1].size
-            group = [i for i in todo if windows[i][1].size == length][: self.batch]
-            todo = [i for i in todo if i not in group]
-            start = time.monotonic_ns()
-            maps = self._run_batch([frames[i].image for i in group], [windows[i][1] for i in group],
-                                   [previous[i] for i in group])
-            end = time.monotonic_ns()
-            for i, heat in zip(group, maps):
-                self._publish(frames[i], windows[i][0], windows[i][1].size, heat, start, end)
-                results[i] = self.last_result
-        return results
-
-    def _model_window(self, samples: np.ndarray) -> np.ndarray:
-        """A start-up window shorter than the model's, cut to its length by the model's own
-        `select_window` (what its front-end does anyway), so it batches with full ones."""
-        preset = self.model.audio_preset
-        length = getattr(preset, "num_samples", None)
-        if length is None or samples.size == length or getattr(preset, "context", None) is not None:
-            return samples
-        from soundlens.models.frontends import select_window
-
-        return select_window(torch.from_numpy(np.ascontiguousarray(samples))[None], preset)[0].numpy()
-
-    def _run_batch(self, images: list[np.ndarray], samples: list[np.ndarray],
-                   previous: list[np.ndarray | None]) -> np.ndarray:
-        # A frame without a predecessor (the first one) stands in for it: no motion, as live.
-        before = [p if p is not None and p.shape == im.shape else im for p, im in zip(previous, images)]
-        autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)
-                    if self.device.type == "cuda" else contextlib.nullcontext())
-        with torch.inference_mode(), autocast:
-            maps = self.model.localize(np.stack(images), np.stack(samples), self.audio.sample_rate,
-                                       np.stack(before))
-        return maps.float().cpu().numpy()
+# --- the JSONL rows: a file format of its own, not the wire header ------------------------------
+JSONL_SCHEMA = "soundlens.analyze.v1"
+# Every row has every field; docs/analyze_jsonl.md describes them and tests pin both.
+JSONL_FIELDS = {
+    "schema": "string", "frame": "integer", "time": "number", "inference": "integer|null",
+    "heatmap_time": "number|null", "peaks": "array", "scores": "array", "model": "string",
+    "method": "string", "audio": "object|null",
+}
 
 
-# --- drawing ---------------------------------------------------------------------------------
-class OverlayPainter:
-    """Draws results over frames: the map stretched over the region the model saw, coloured (JET,
-    as realtime.overlay) with opacity ramping up from `floor` (below it the frame keeps its own
-    pixels), and rings with the peak scores. The colour and alpha layers of a result are kept
-    while it is reused (--hop), so each further frame costs one blend."""
-
-    def __init__(self, resize: str = "square", floor: float = 0.2, max_alpha: float = 0.65):
-        self.resize, self.floor, self.max_alpha = resize, floor, max_alpha
-        self._for: tuple[dict, int, int] | None = None  # (result, width, height) the layers were made for
-        self._layers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-
-    def _make_layers(self, result: dict, w: int, h: int):
-        region = result.get("region") or map_region(w, h, self.resize)
-        x0, y0, x1, y1 = (int(round(v)) for v in region)
-        heat = np.zeros((h, w), np.float32)
-        stretched = cv2.resize(np.asarray(result["heatmap"], np.float32), (max(1, x1 - x0), max(1, y1 - y0)),
-                               interpolation=cv2.INTER_LINEAR)
-        heat[y0:y1, x0:x1] = np.clip((stretched - self.floor) / (1.0 - self.floor), 0.0, 1.0)
-        colour = cv2.cvtColor(cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-        alpha = heat * self.max_alpha
-        return colour, 1.0 - alpha, alpha
-
-    def draw(self, frame: np.ndarray, result: dict | None) -> np.ndarray:
-        """A new image: `frame` with `result` drawn over it (a plain copy when `result` is None)."""
-        if result is None:
-            return frame.copy()
-        h, w = frame.shape[:2]
-        made = self._for
-        if made is None or made[0] is not result or made[1:] != (w, h):  # holding `result` keeps its identity unique
-            self._for, self._layers = (result, w, h), self._make_layers(result, w, h)
-        colour, keep, alpha = self._layers
-        out = cv2.blendLinear(np.ascontiguousarray(frame), colour, keep, alpha)
-        radius = max(4, min(h, w) // 30)
-        scale = max(0.35, min(h, w) / 600)
-        for p in result["peaks"]:
-            centre = (int(round(p["x"])), int(round(p["y"])))
-            cv2.circle(out, centre, radius + 2, (0, 0, 0), 2, lineType=cv2.LINE_AA)
-            cv2.circle(out, centre, radius, (255, 255, 255), 2, lineType=cv2.LINE_AA)
-            text = f"{p['score']:.2f}"
-            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 3)
-            gap = radius + 6
-            x = centre[0] + gap if centre[0] + gap + tw < w else centre[0] - gap - tw
-            y = centre[1] - gap if centre[1] - gap - th > 0 else centre[1] + gap + th
-            for ink, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-                cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, ink, width, cv2.LINE_AA)
-        return out
-
-
-def draw_result(frame: np.ndarray, result: dict | None, resize: str = "square") -> np.ndarray:
-    """One frame with its result drawn (see OverlayPainter); `result` has `heatmap` (normalised
-    [h, w]), `peaks` and optionally `region` (x0, y0, x1, y1 in frame pixels)."""
-    return OverlayPainter(resize).draw(frame, result)
+def jsonl_row(frame: Frame, loc: Localization | None, model: ModelInfo) -> dict:
+    """One row: this frame's time and the heatmap shown on it, computed on the frame at
+    `heatmap_time` (this one, or with --hop the one of the latest hop; null before enough audio)."""
+    row = {"schema": JSONL_SCHEMA, "frame": frame.index, "time": round(frame.t_ns / 1e9, 6), "inference": None,
+           "heatmap_time": None, "peaks": [], "scores": [], "model": model.id, "method": model.method, "audio": None}
+    if loc is not None:
+        peaks = [{k: round(float(getattr(p, k)), 5) for k in PEAK_KEYS} for p in loc.peaks]
+        audio = loc.audio
+        row.update(inference=loc.inference, heatmap_time=loc.frame.media_s, peaks=peaks,
+                   scores=[p["score"] for p in peaks],
+                   audio={"sample_rate": audio.sample_rate, "first_sample": audio.first_sample,
+                          "num_samples": audio.num_samples})
+    return row
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -286,10 +190,6 @@ class OverlayWriter:
             self.container.close()
 
 
-def _mono(frame, resampler) -> list[tuple[float | None, np.ndarray]]:
-    return [(out.time, out.to_ndarray().reshape(-1)) for out in resampler.resample(frame)]
-
-
 class _Pending:
     """A decoded frame waiting for its audio / its batch; `need`: a hop falls on it."""
 
@@ -298,28 +198,11 @@ class _Pending:
     def __init__(self, frame: Frame, pts: int | None, need: bool, previous: np.ndarray | None = None):
         self.frame, self.pts, self.need, self.previous = frame, pts, need, previous
         self.done = False
-        self.result: dict | None = None
+        self.result: Localization | None = None
 
 
 class _Broken(Exception):
     """The input broke off; carries the FFmpeg message (raised as SoundLensError after cleanup)."""
-
-
-def open_input(path: Path):
-    if not path.is_file():
-        raise SoundLensError(f"video file {path} not found; check the path")
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as err:
-        raise SoundLensError(f"cannot read {path} at 0.00 s: {err}; is it a complete video file (mp4, mkv, ...)?") from None
-    if not container.streams.video:
-        container.close()
-        raise SoundLensError(f"{path} has no video stream; give a video file with picture and sound")
-    if not container.streams.audio:
-        container.close()
-        raise SoundLensError(f"{path} has no audio track; sound source localisation needs the sound "
-                             "(for a silent video with a separate recording, mux them first, e.g. with ffmpeg)")
-    return container
 
 
 def expected_seconds(container, video) -> float | None:
@@ -330,13 +213,174 @@ def expected_seconds(container, video) -> float | None:
     return None
 
 
-def analyze_video(model, video_path: str | os.PathLike, out_path: str | os.PathLike,
-                  jsonl_path: str | os.PathLike | None = None, config: AnalyzeConfig | None = None,
-                  model_id: str = "model") -> AnalyzeSummary:
-    """Localise the sound in every frame of `video_path`; write the overlay video (and the JSONL)."""
-    from tqdm import tqdm
+class _Analysis:
+    """One run of `analyze_video` over an opened file: reads it in order, infers waiting frames in
+    batches once their audio is in, and writes every frame (overlay + JSONL row) in order."""
 
-    config = config or AnalyzeConfig()
+    def __init__(self, model, container, src: Path, out: Path, config: AnalyzeConfig, model_id: str):
+        self.config = config
+        video_in = container.streams.video[0]
+        self.fps = float(video_in.average_rate or video_in.guessed_rate or 30)
+        sr = model.audio_preset.sample_rate
+        self.reader = VideoReader(container, sr, fps=self.fps)
+        self.localizer = Localizer(model, sr, device=config.device, model_id=model_id, peaks=config.peaks)
+        self.ring = AudioRing.for_seconds(model.audio_preset.input_seconds + 30.0, sr, FixedClock(sr))
+        self.placer = AudioPlacer(sr)
+        self.painter = OverlayPainter(self.localizer.resize)
+        self.summary = AnalyzeSummary(device=self.localizer.describe_device())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = OverlayWriter.like(out, video_in, self.reader.audio, config.crf, config.preset)
+        self.summary.audio = self.writer.audio_note
+        self.expected = expected_seconds(container, video_in)
+        total = video_in.frames or (int(round(self.expected * self.fps)) if self.expected else None)
+        self.bar = tqdm(total=total, unit="frame", desc=src.name, disable=not config.progress, dynamic_ncols=True)
+        self.log = None  # the JSONL file, when asked for
+        self.pending: collections.deque[_Pending] = collections.deque()
+        self.shown: Localization | None = None  # the map on the frames being written (--hop reuses it)
+        self.next_hop: float | None = None
+        self.previous: np.ndarray | None = None  # the frame before the next one (motion input)
+        self.last_good = self.media_end = 0.0
+
+    def run(self, jsonl: Path | None) -> str | None:
+        """Read, infer and write everything; returns why the file broke off (None: it did not).
+        What was decoded before a break is still analysed and written; the outputs are closed
+        whatever happens."""
+        broken, clean = None, False
+        try:
+            if jsonl is not None:
+                jsonl.parent.mkdir(parents=True, exist_ok=True)
+                self.log = jsonl.open("w", encoding="utf-8", buffering=1)  # line-buffered: only whole lines
+            self.read()
+            clean = True
+        except _Broken as err:
+            broken, clean = str(err), True
+        finally:
+            try:
+                if clean:
+                    self.drain(force=True)
+            finally:
+                self.close()
+        return broken
+
+    def close(self) -> None:
+        try:
+            self.bar.close()
+            self.writer.close()
+        finally:
+            if self.log is not None:
+                self.log.close()
+
+    # --- reading --------------------------------------------------------------------------
+    def read(self) -> None:
+        """Demux the whole file; _Broken where it breaks off."""
+        try:
+            for packet in self.reader.demux():
+                try:
+                    decoded = packet.decode()
+                except av.error.FFmpegError as err:
+                    raise _Broken(f"undecodable {packet.stream.type} data: {err}") from None
+                if packet.stream.type == "audio":
+                    self._audio(packet, decoded)
+                    continue
+                for vframe in decoded:
+                    self._frame(vframe)
+                self.drain(force=False)
+        except av.error.FFmpegError as err:
+            raise _Broken(str(err)) from None
+        self._place(self.reader.sound(None))  # the resampler's tail
+        if self.reader.frames == 0:
+            raise _Broken("no video frame could be decoded")
+        if self.expected is not None and self.media_end < self.expected - max(0.5, 3.0 / self.fps):
+            raise _Broken(f"the picture ends at {self.media_end:.2f} s but the file says "
+                          f"{self.expected:.2f} s (truncated?)")
+
+    def _audio(self, packet, decoded) -> None:
+        for aframe in decoded:
+            self._place(self.reader.sound(aframe))
+            if not self.writer.copy_audio:
+                self.writer.write_audio_frame(aframe)
+        if self.writer.copy_audio:
+            self.writer.write_audio_packet(packet)
+
+    def _place(self, blocks: list[tuple[float | None, np.ndarray]]) -> None:
+        for t, samples in blocks:
+            self.ring.write(samples, index=self.placer.place(self.placer.start_s(t), samples.size))
+
+    def _frame(self, vframe) -> None:
+        t, image = self.reader.picture(vframe)
+        frame = Frame(image, int(round(t * 1e9)), time.monotonic_ns(), time.time_ns(), self.reader.frames - 1)
+        hop = self.config.hop
+        need = hop == 0 or self.next_hop is None or t >= self.next_hop - 1e-9
+        if need and hop > 0:  # the next hop on the grid after this frame
+            hop_next = t if self.next_hop is None else self.next_hop
+            while hop_next <= t + 1e-9:
+                hop_next += hop
+            self.next_hop = hop_next
+        self.pending.append(_Pending(frame, vframe.pts, need, self.previous))
+        self.previous = image
+        self.last_good, self.media_end = t, t + 1.0 / self.fps
+
+    # --- inferring and writing ------------------------------------------------------------
+    def _audio_end(self, frame: Frame) -> int:
+        return self.ring.clock.index_at(frame.t_ns)
+
+    def drain(self, force: bool) -> None:
+        """Infer waiting frames once their audio is in (in full batches unless `force`, or when
+        too many wait), then write every frame whose map is known, in order."""
+        batch = max(1, int(self.config.batch))
+        while True:
+            todo = [e for e in self.pending if e.need and not e.done]
+            overfull = len(self.pending) >= self.config.max_pending
+            ready = []
+            for e in todo[:batch]:
+                if not (force or overfull or self.ring.end >= self._audio_end(e.frame)):
+                    break
+                ready.append(e)
+            run = bool(ready) and (force or overfull or len(ready) == batch)
+            if run:
+                self._infer(ready, batch)
+            while self.pending and (not self.pending[0].need or self.pending[0].done):
+                self._emit(self.pending.popleft())
+            if not run:
+                return
+
+    def _infer(self, entries: list[_Pending], batch: int) -> None:
+        """Results for `entries`: runs of equal window length (start-up windows are shorter) share a
+        model call; a frame with under 0.1 s of audio before it gets none."""
+        loc = self.localizer
+        windows = [loc.audio_window(self.ring, self._audio_end(e.frame)) for e in entries]
+        windows = [None if w is None else (w[0], loc.batchable(w[1])) for w in windows]
+        todo = [i for i, w in enumerate(windows) if w is not None]
+        while todo:
+            length = windows[todo[0]][1].size
+            group = [i for i in todo if windows[i][1].size == length][:batch]
+            todo = [i for i in todo if i not in group]
+            start = time.monotonic_ns()
+            maps = loc.maps([entries[i].frame.image for i in group], [windows[i][1] for i in group],
+                            [entries[i].previous for i in group])
+            end = time.monotonic_ns()
+            for i, heat in zip(group, maps):
+                frame = entries[i].frame
+                entries[i].result = loc.result(heat, frame, (windows[i][0], length), (start, end),
+                                               inference=self.summary.inferences, media_s=round(frame.t_ns / 1e9, 6))
+                self.summary.inferences += 1
+        for e in entries:
+            e.done = True
+
+    def _emit(self, entry: _Pending) -> None:
+        if entry.need:
+            self.shown = entry.result
+        image = self.painter.draw_result(entry.frame.image, self.shown)
+        self.writer.write_video(image, entry.pts, self.reader.video.time_base)
+        if self.log is not None:
+            row = jsonl_row(entry.frame, self.shown, self.localizer.info)
+            self.log.write(json.dumps(row, separators=(",", ":")) + "\n")
+        self.summary.frames += 1
+        self.summary.seconds = entry.frame.t_ns / 1e9
+        self.bar.update(1)
+
+
+def _checked_paths(config: AnalyzeConfig, video_path, out_path, jsonl_path) -> tuple[Path, Path, Path | None]:
     if config.batch < 1:
         raise SoundLensError(f"--batch must be >= 1, got {config.batch}")
     if config.hop < 0:
@@ -347,150 +391,27 @@ def analyze_video(model, video_path: str | os.PathLike, out_path: str | os.PathL
     for other in (out, jsonl):
         if other is not None and src.exists() and other.exists() and other.resolve() == src.resolve():
             raise SoundLensError(f"{other} is the input video; write the results to another file")
+    return src, out, jsonl
+
+
+def analyze_video(model, video_path: str | os.PathLike, out_path: str | os.PathLike,
+                  jsonl_path: str | os.PathLike | None = None, config: AnalyzeConfig | None = None,
+                  model_id: str = "model") -> AnalyzeSummary:
+    """Localise the sound in every frame of `video_path`; write the overlay video (and the JSONL)."""
+    config = config or AnalyzeConfig()
+    src, out, jsonl = _checked_paths(config, video_path, out_path, jsonl_path)
     started = time.monotonic()
-    container = open_input(src)
-    summary = AnalyzeSummary()
+    container = open_video(src, NO_AUDIO)
     try:
-        video_in, audio_in = container.streams.video[0], container.streams.audio[0]
-        video_in.thread_type = "AUTO"
-        start = (container.start_time or 0) / av.time_base
-        fps = float(video_in.average_rate or video_in.guessed_rate or 30)
-        sr = model.audio_preset.sample_rate
-        window_s = model.audio_preset.input_seconds
-        worker = OfflineWorker(model, sr, config, model_id, audio_seconds=window_s + 30.0)
-        summary.device = worker.meta()["device"]
-        painter = OverlayPainter(worker.resize)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        writer = OverlayWriter.like(out, video_in, audio_in, config.crf, config.preset)
-        summary.audio = writer.audio_note
-        log = None
-        expected = expected_seconds(container, video_in)
-        total = video_in.frames or (int(round(expected * fps)) if expected else None)
-        bar = tqdm(total=total, unit="frame", desc=src.name, disable=not config.progress, dynamic_ncols=True)
-        pending: collections.deque[_Pending] = collections.deque()
-        state = {"last": None, "next_hop": None, "media_end": 0.0, "last_good": 0.0, "previous": None}
-        mono = av.AudioResampler(format="flt", layout="mono", rate=sr)
-
-        def emit(entry: _Pending) -> None:
-            if entry.need:
-                state["last"] = entry.result
-            result = state["last"]
-            writer.write_video(painter.draw(entry.frame.image, result), entry.pts, video_in.time_base)
-            if log is not None:
-                log.write(json.dumps(jsonl_row(entry.frame, result, model_id), separators=(",", ":")) + "\n")
-            summary.frames += 1
-            summary.seconds = entry.frame.t_ns / 1e9
-            bar.update(1)
-
-        def drain(force: bool) -> None:
-            """Infer waiting frames once their audio is in (in full batches unless `force`, or when
-            too many wait), then emit every frame whose map is known, in order."""
-            while True:
-                todo = [e for e in pending if e.need and not e.done]
-                overfull = len(pending) >= config.max_pending
-                ready = []
-                for e in todo[: worker.batch]:
-                    if not (force or overfull or worker.audio.end >= worker.window_end(e.frame)):
-                        break
-                    ready.append(e)
-                run = bool(ready) and (force or overfull or len(ready) == worker.batch)
-                if run:
-                    for e, result in zip(ready, worker.infer([e.frame for e in ready], [e.previous for e in ready])):
-                        e.done, e.result = True, result
-                        summary.inferences += result is not None
-                while pending and (not pending[0].need or pending[0].done):
-                    emit(pending.popleft())
-                if not run:
-                    return
-
-        def on_frame(vframe, index: int) -> None:
-            t = (vframe.time - start) if vframe.time is not None else index / fps
-            frame = Frame(vframe.to_ndarray(format="rgb24"), int(round(t * 1e9)), time.monotonic_ns(),
-                          time.time_ns(), index)
-            need = config.hop == 0 or state["next_hop"] is None or t >= state["next_hop"] - 1e-9
-            if need and config.hop > 0:  # the next hop on the grid after this frame
-                hop_next = t if state["next_hop"] is None else state["next_hop"]
-                while hop_next <= t + 1e-9:
-                    hop_next += config.hop
-                state["next_hop"] = hop_next
-            pending.append(_Pending(frame, vframe.pts, need, state["previous"]))
-            state["previous"] = frame.image
-            state["last_good"] = t
-            state["media_end"] = t + 1.0 / fps
-
-        broken: str | None = None
-        clean = False
-        try:
-            if jsonl is not None:
-                jsonl.parent.mkdir(parents=True, exist_ok=True)
-                log = jsonl.open("w", encoding="utf-8", buffering=1)  # line-buffered: only whole lines
-            index = 0
-            try:
-                for packet in container.demux(video_in, audio_in):
-                    kind = packet.stream.type
-                    try:
-                        decoded = packet.decode()
-                    except av.error.FFmpegError as err:
-                        raise _Broken(f"undecodable {kind} data: {err}") from None
-                    if kind == "audio":
-                        for aframe in decoded:
-                            for t, samples in _mono(aframe, mono):
-                                worker.add_audio(samples, None if t is None else t - start)
-                            if not writer.copy_audio:
-                                writer.write_audio_frame(aframe)
-                        if writer.copy_audio:
-                            writer.write_audio_packet(packet)
-                        continue
-                    for vframe in decoded:
-                        on_frame(vframe, index)
-                        index += 1
-                    drain(force=False)
-            except av.error.FFmpegError as err:
-                raise _Broken(str(err)) from None
-            for t, samples in _mono(None, mono):  # the resampler's tail
-                worker.add_audio(samples, None if t is None else t - start)
-            if index == 0:
-                raise _Broken("no video frame could be decoded")
-            if expected is not None and state["media_end"] < expected - max(0.5, 3.0 / fps):
-                raise _Broken(f"the picture ends at {state['media_end']:.2f} s but the file says "
-                              f"{expected:.2f} s (truncated?)")
-            clean = True
-        except _Broken as err:
-            broken = str(err)
-            clean = True
-        finally:
-            try:
-                if clean:
-                    drain(force=True)  # what was decoded before a failure is still analysed and written
-            finally:
-                bar.close()
-                writer.close()
-                if log is not None:
-                    log.close()
-        summary.wall_s = time.monotonic() - started
-        if broken is not None:
-            where = f"{state['last_good']:.2f} s" + (f" of {expected:.2f} s" if expected else "")
-            wrote = f"{out}" + (f" and {jsonl}" if jsonl else "")
-            raise SoundLensError(
-                f"{src} breaks off at {where}: {broken}; the {summary.frames} frames before it were "
-                f"analysed and {wrote} closed properly (playable up to there). Re-export or re-download the video.")
-        return summary
+        analysis = _Analysis(model, container, src, out, config, model_id)
+        broken = analysis.run(jsonl)
     finally:
         container.close()
-
-
-def jsonl_row(frame: Frame, result: dict | None, model_id: str) -> dict:
-    """One JSONL row: this frame's time and the heatmap shown on it, computed on the frame at
-    `heatmap_time` (this one, or with --hop the one of the latest hop; null before enough audio)."""
-    t = round(frame.t_ns / 1e9, 6)
-    if result is None:
-        return {"frame": frame.index, "time": t, "inference": None, "heatmap_time": None, "peaks": [],
-                "scores": [], "model": model_id}
-    peaks = [{k: round(float(p[k]), 5) for k in ("u", "v", "x", "y", "score")} for p in result["peaks"]]
-    return {
-        "frame": frame.index, "time": t, "inference": result["inference"],
-        "heatmap_time": result["frame"]["media_s"],
-        "peaks": peaks, "scores": [p["score"] for p in peaks],
-        "model": model_id, "method": result["model"].get("method", ""),
-        "audio": result["audio"],
-    }
+    analysis.summary.wall_s = time.monotonic() - started
+    if broken is not None:
+        where = f"{analysis.last_good:.2f} s" + (f" of {analysis.expected:.2f} s" if analysis.expected else "")
+        wrote = f"{out}" + (f" and {jsonl}" if jsonl else "")
+        raise SoundLensError(
+            f"{src} breaks off at {where}: {broken}; the {analysis.summary.frames} frames before it were "
+            f"analysed and {wrote} closed properly (playable up to there). Re-export or re-download the video.")
+    return analysis.summary

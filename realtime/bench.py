@@ -35,8 +35,8 @@ def bench_live(model, video, audio, config: LiveConfig, seconds: float = 20.0, w
 
     def listen(msg: wire.Message, recv_ns: int) -> None:
         if measuring.is_set() and msg.topic == heat_topic:
-            mono = msg.header["mono_ns"]
-            samples.append((recv_ns, mono["capture"], mono["publish"], mono["infer_end"] - mono["infer_start"]))
+            t = msg.localization().timing
+            samples.append((recv_ns, t.capture_ns, t.publish_ns, t.infer_end_ns - t.infer_start_ns))
 
     with LivePipeline(model, video, audio, config, model_info=model_info, model_id=model_id) as pipeline:
         with Subscriber(pipeline.publisher.address, topics=(heat_topic,), listener=listen) as sub:

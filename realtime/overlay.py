@@ -1,26 +1,94 @@
-"""Draw a heatmap over a frame: a colormap whose opacity rises with the score, plus peak markers."""
+"""The one heatmap painter and the one colormap: `soundlens analyze`, `localize`, the demo video,
+the benchmark galleries and the viewer all draw a map the same way.
+
+Colour: turbo (a rainbow without jet's false bands) of the normalised score. Opacity: none below
+`floor` of the map's peak, so cold areas keep the frame's own pixels, then rising linearly to
+`max_alpha` at the peak. The viewer puts the same table (`heat_lut`) on its heatmap layer; its
+default 220/255 alpha at 75 % layer opacity is the painter's 0.65.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import cv2
 import numpy as np
+from soundlens.models.errors import SoundLensError
+from soundlens.realtime.peaks import map_region
+
+COLORMAP = "turbo"
+FLOOR = 0.2  # normalised scores below this are fully transparent
+MAX_ALPHA = 0.65  # opacity of the hottest colour over the frame
 
 
-def overlay_heatmap(frame: np.ndarray, heat: np.ndarray, max_alpha: float = 0.6,
-                    peaks: list[tuple[float, float]] | None = None) -> np.ndarray:
-    """frame uint8 RGB [H, W, 3] + heat [H, W] scaled to [0, 1] -> uint8 RGB [H, W, 3].
+def heat_lut(name: str = COLORMAP, floor: float = FLOOR, max_alpha: int = 220) -> np.ndarray:
+    """256 x 4 uint8 RGBA lookup table over scores 0..1: the colormap, transparent below `floor`,
+    then alpha ramping linearly up to `max_alpha` at 1.0."""
+    if name != COLORMAP:
+        raise SoundLensError(f"colormap {name!r}: SoundLens draws every heatmap in {COLORMAP}")
+    rgb = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)[:, 0, ::-1]
+    ramp = np.clip((np.linspace(0.0, 1.0, 256) - floor) / max(1.0 - floor, 1e-6), 0.0, 1.0)
+    return np.concatenate([rgb, np.round(ramp * max_alpha).astype(np.uint8)[:, None]], axis=1)
 
-    The opacity ramps with the score (cold areas keep the frame's own pixels); peaks are
-    normalised (x, y) in [0, 1] and drawn as white rings.
-    """
-    heat = np.clip(np.nan_to_num(heat.astype(np.float32)), 0.0, 1.0)
-    colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
-    alpha = (max_alpha * heat)[..., None]
-    out = (frame.astype(np.float32) * (1 - alpha) + colour.astype(np.float32) * alpha).round().astype(np.uint8)
-    h, w = frame.shape[:2]
-    for x, y in peaks or []:
-        centre = (int(round(x * w)), int(round(y * h)))
-        radius = max(4, min(h, w) // 30)
-        cv2.circle(out, centre, radius + 2, (0, 0, 0), 2, lineType=cv2.LINE_AA)
-        cv2.circle(out, centre, radius, (255, 255, 255), 2, lineType=cv2.LINE_AA)
-    return out
+
+class OverlayPainter:
+    """Draws maps over frames: the map stretched over the region the model saw, coloured through
+    `heat_lut`, and rings with the peak scores. The colour and alpha layers of a map are kept while
+    the same array is drawn again (analyze --hop), so each further frame costs one blend."""
+
+    def __init__(self, resize: str = "square", floor: float = FLOOR, max_alpha: float = MAX_ALPHA):
+        self.resize = resize
+        self.lut = heat_lut(COLORMAP, floor, int(round(max_alpha * 255)))
+        self._for: tuple | None = None  # (map, width, height, region) the layers were made for
+        self._layers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _make_layers(self, heat: np.ndarray, region, w: int, h: int):
+        x0, y0, x1, y1 = (int(round(v)) for v in region)
+        index = np.zeros((h, w), np.uint8)
+        stretched = cv2.resize(np.asarray(heat, np.float32), (max(1, x1 - x0), max(1, y1 - y0)),
+                               interpolation=cv2.INTER_LINEAR)
+        index[y0:y1, x0:x1] = np.round(np.clip(np.nan_to_num(stretched), 0.0, 1.0) * 255)
+        rgba = self.lut[index]
+        alpha = rgba[..., 3].astype(np.float32) / 255.0
+        return np.ascontiguousarray(rgba[..., :3]), 1.0 - alpha, alpha
+
+    def draw(self, frame: np.ndarray, heat: np.ndarray | None, region=None, peaks: Iterable = ()) -> np.ndarray:
+        """A new image: uint8 RGB `frame` with the normalised map `heat` [h, w] over `region`
+        (x0, y0, x1, y1 in pixels; None: where the model's `resize` puts it) and `peaks` (objects
+        with x, y in pixels and score). A plain copy when `heat` is None."""
+        if heat is None:
+            return frame.copy()
+        h, w = frame.shape[:2]
+        region = tuple(region) if region is not None else map_region(w, h, self.resize)
+        made = self._for
+        # Holding `heat` keeps its identity unique while the layers are cached.
+        if made is None or made[0] is not heat or made[1:] != (w, h, region):
+            self._for, self._layers = (heat, w, h, region), self._make_layers(heat, region, w, h)
+        colour, keep, alpha = self._layers
+        out = cv2.blendLinear(np.ascontiguousarray(frame), colour, keep, alpha)
+        for peak in peaks:
+            _ring(out, peak)
+        return out
+
+    def draw_result(self, frame: np.ndarray, loc) -> np.ndarray:
+        """`frame` with a `Localization` (or None: nothing) drawn over it."""
+        if loc is None:
+            return frame.copy()
+        return self.draw(frame, loc.heatmap, loc.region, loc.peaks)
+
+
+def _ring(out: np.ndarray, peak) -> None:
+    """A white ring (black rim) at the peak, with its score beside it on the side with room."""
+    h, w = out.shape[:2]
+    radius = max(4, min(h, w) // 30)
+    scale = max(0.35, min(h, w) / 600)
+    centre = (int(round(peak.x)), int(round(peak.y)))
+    cv2.circle(out, centre, radius + 2, (0, 0, 0), 2, lineType=cv2.LINE_AA)
+    cv2.circle(out, centre, radius, (255, 255, 255), 2, lineType=cv2.LINE_AA)
+    text = f"{peak.score:.2f}"
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 3)
+    gap = radius + 6
+    x = centre[0] + gap if centre[0] + gap + tw < w else centre[0] - gap - tw
+    y = centre[1] - gap if centre[1] - gap - th > 0 else centre[1] + gap + th
+    for ink, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, ink, width, cv2.LINE_AA)

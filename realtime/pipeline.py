@@ -147,7 +147,7 @@ class LivePipeline:
                 "inferences": worker.stats.inferences,
                 "frames_skipped": worker.stats.frames_skipped,
                 "hops_dropped": worker.stats.hops_dropped,
-                "audio_short": worker.stats.audio_short,
+                "audio_short": worker.localizer.audio_short,
                 "source_drops": sum(s.stats.drops for s in self.sources),
                 "overflows": sum(s.stats.overflows for s in self.sources),
                 "reconnects": sum(s.stats.reconnects for s in self.sources),

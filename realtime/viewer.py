@@ -32,7 +32,9 @@ import cv2
 import numpy as np
 from soundlens.models.errors import SoundLensError
 from soundlens.realtime import wire
+from soundlens.realtime.overlay import COLORMAP, FLOOR, heat_lut
 from soundlens.realtime.publisher import DEFAULT_ADDRESS, is_loopback
+from soundlens.realtime.result import Localization, Peak
 from soundlens.realtime.subscriber import Subscriber
 
 if "pyqtgraph" not in sys.modules:
@@ -54,22 +56,13 @@ class ViewerConfig:
     refresh_hz: float = 30.0  # redraw timer; messages in between are superseded, never queued
     stale_after: float = 3.0  # seconds without any message before the publisher counts as gone
     opacity: float = 0.75  # heatmap layer opacity (the slider)
-    colormap: str = "turbo"
-    floor: float = 0.2  # normalised scores below this are fully transparent
+    colormap: str = COLORMAP  # the one SoundLens draws with (realtime.overlay)
+    floor: float = FLOOR  # normalised scores below this are fully transparent
     max_alpha: int = 220  # alpha of the hottest colour (0-255)
     upsample: int = 8  # bilinear pixels per heatmap cell
     snapshot_dir: str = "."
     curve_server_key: str | None = None  # server public key (z85 text or certificate file)
     title: str = "SoundLens"
-
-
-def heat_lut(name: str = "turbo", floor: float = 0.2, max_alpha: int = 220) -> np.ndarray:
-    """256 x 4 uint8 RGBA lookup table: the colormap, transparent below `floor`, then alpha ramping
-    linearly up to `max_alpha` at 1.0."""
-    lut = pg.colormap.get(name).getLookupTable(0.0, 1.0, nPts=256, alpha=True).astype(np.uint8)
-    ramp = np.clip((np.linspace(0.0, 1.0, 256) - floor) / max(1.0 - floor, 1e-6), 0.0, 1.0)
-    lut[:, 3] = np.round(ramp * max_alpha).astype(np.uint8)
-    return lut
 
 
 def decode_jpeg(data: np.ndarray) -> np.ndarray | None:
@@ -128,20 +121,21 @@ class _Feed:
         self.last_any_ns = 0  # monotonic ns of the newest valid message on any topic
         self.heat_times: collections.deque[int] = collections.deque(maxlen=120)
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=120)
-        self.recent: collections.deque[wire.Message] = collections.deque(maxlen=64)
+        self.recent: collections.deque[tuple[wire.Message, Localization]] = collections.deque(maxlen=64)
 
     def __call__(self, msg: wire.Message, recv_ns: int) -> None:
         self.last_any_ns = recv_ns
         if msg.topic != self.heat_topic:
             return
+        loc = msg.localization()
         self.heat_times.append(recv_ns)
-        self.recent.append(msg)
+        self.recent.append((msg, loc))
         if self.same_host:  # mono_ns is the publisher host's monotonic clock: comparable only there
-            self.latencies_ms.append((recv_ns - msg.header["mono_ns"]["capture"]) / 1e6)
+            self.latencies_ms.append((recv_ns - loc.timing.capture_ns) / 1e6)
 
     def heatmap_for(self, session: str, inference: int) -> wire.Message | None:
-        for msg in reversed(list(self.recent)):
-            if msg.session == session and msg.header["inference"] == inference:
+        for msg, loc in reversed(list(self.recent)):
+            if msg.session == session and loc.inference == inference:
                 return msg
         return None
 
@@ -277,10 +271,10 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self._set_frame_size(width, height)
 
     def _show_heatmap(self, msg: wire.Message) -> None:
-        header = msg.header
-        width, height = header["frame"]["width"], header["frame"]["height"]
-        x0, y0, x1, y1 = header.get("heatmap", {}).get("region") or (0, 0, width, height)
-        heat = msg.arrays.get("heatmap")
+        loc = msg.localization()
+        width, height = loc.frame.width, loc.frame.height
+        x0, y0, x1, y1 = loc.region
+        heat = loc.heatmap
         if heat is None or heat.ndim != 2 or heat.size == 0:
             return
         heat = np.nan_to_num(np.asarray(heat, dtype=np.float32))
@@ -289,12 +283,12 @@ class ViewerWindow(QtWidgets.QMainWindow):
             heat = cv2.resize(heat, (heat.shape[1] * up, heat.shape[0] * up), interpolation=cv2.INTER_LINEAR)
         self.heat_item.setImage(np.ascontiguousarray(np.clip(heat, 0.0, 1.0)), autoLevels=False, levels=(0.0, 1.0))
         self.heat_item.setRect(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
-        self._show_peaks(header.get("peaks", []), width, height)
+        self._show_peaks(loc.peaks, width, height)
         if not self._has_preview:
             self._show_placeholder(width, height)
 
-    def _show_peaks(self, peaks: list[dict], width: int, height: int) -> None:
-        self.peak_rings.setData([p["x"] for p in peaks], [p["y"] for p in peaks])
+    def _show_peaks(self, peaks: tuple[Peak, ...], width: int, height: int) -> None:
+        self.peak_rings.setData([p.x for p in peaks], [p.y for p in peaks])
         while len(self.peak_labels) < len(peaks):
             label = pg.TextItem("", color=(255, 255, 255), fill=pg.mkBrush(0, 0, 0, 150), anchor=(-0.15, 1.15))
             label.setZValue(21)
@@ -302,11 +296,11 @@ class ViewerWindow(QtWidgets.QMainWindow):
             self.peak_labels.append(label)
         for i, label in enumerate(self.peak_labels):
             if i < len(peaks):
-                label.setText(f"{peaks[i]['score']:.2f}")
-                near_top = peaks[i]["y"] < 0.12 * height
-                near_right = peaks[i]["x"] > 0.85 * width
+                peak = peaks[i]
+                label.setText(f"{peak.score:.2f}")
+                near_top, near_right = peak.y < 0.12 * height, peak.x > 0.85 * width
                 label.setAnchor((1.15 if near_right else -0.15, -0.15 if near_top else 1.15))
-                label.setPos(peaks[i]["x"], peaks[i]["y"])
+                label.setPos(peak.x, peak.y)
                 label.show()
             else:
                 label.hide()
@@ -352,11 +346,11 @@ class ViewerWindow(QtWidgets.QMainWindow):
                 jpeg = preview.arrays.get("jpeg")
                 rgb = None if jpeg is None else decode_jpeg(jpeg)
                 if rgb is not None:
-                    frame = preview.header["frame"]
-                    self._show_frame(rgb, frame["width"], frame["height"])
+                    shown = preview.localization()
+                    self._show_frame(rgb, shown.frame.width, shown.frame.height)
                     self._has_preview = True
                     # the heatmap of the very inference this frame came from, when still at hand
-                    matching = self.feed.heatmap_for(preview.session, preview.header["inference"])
+                    matching = self.feed.heatmap_for(preview.session, shown.inference)
                     if matching is not None:
                         heat = matching
                     changed = True
@@ -384,10 +378,10 @@ class ViewerWindow(QtWidgets.QMainWindow):
             return f"waiting for {cfg.address} [{cfg.stream}] for {waited:.0f} s: is 'soundlens live' running?"
         silent = (now_ns - self.feed.last_any_ns) / 1e9
         heat = self.subscriber.latest(self.heat_topic)
-        model = heat.header["model"] if heat is not None else {}
-        model_id = str(model.get("id", "?"))
+        model = heat.localization().model if heat is not None else None
+        model_id = model.id if model is not None else "?"
         model_text = (Path(model_id).name if "/" in model_id else model_id) + (
-            f" ({model['method']})" if model.get("method") else "")
+            f" ({model.method})" if model is not None and model.method else "")
         if silent >= cfg.stale_after:
             return (f"publisher lost: no messages from {cfg.address} for {silent:.0f} s; "
                     f"waiting for it to come back | last model {model_text}")

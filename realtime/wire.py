@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+from soundlens.realtime.result import AudioWindow, FrameInfo, Localization, ModelInfo, Timing, to_peaks
 
 PREFIX = "soundlens"
 MAJOR = 1
@@ -54,6 +55,10 @@ class Message:
     @property
     def session(self) -> str:
         return self.header["session"]
+
+    def localization(self) -> Localization:
+        """The typed result a `heatmap`, `peaks` or `preview` message carries (WireError for others)."""
+        return decode_localization(self)
 
 
 def check_stream(stream: str) -> str:
@@ -254,3 +259,55 @@ def decode(parts: list) -> Message:
             )
         arrays[spec["name"]] = np.frombuffer(raw, dtype=dtype).reshape(spec["shape"])
     return Message(topic_text, kind, stream, header, arrays)
+
+
+# --- results ---------------------------------------------------------------------------------
+PEAK_KEYS = ("u", "v", "x", "y", "score")
+
+
+def result_header(kind: str, loc: Localization) -> dict:
+    """The §4.2 fields of one result for a `heatmap`, `peaks` or `preview` message (the publisher
+    adds session, seq and mono_ns.publish)."""
+    if kind not in RESULT_KINDS:
+        raise WireError(f"a result goes out as {', '.join(RESULT_KINDS)}, not {kind!r}")
+    frame = {"index": loc.frame.index, "width": loc.frame.width, "height": loc.frame.height}
+    if loc.frame.media_s is not None:
+        frame["media_s"] = loc.frame.media_s
+    t = loc.timing
+    header = {
+        "inference": loc.inference,
+        "stamp_ns": t.stamp_ns,
+        "mono_ns": {"capture": t.capture_ns, "infer_start": t.infer_start_ns, "infer_end": t.infer_end_ns},
+        "frame": frame,
+        "audio": {"sample_rate": loc.audio.sample_rate, "first_sample": loc.audio.first_sample,
+                  "num_samples": loc.audio.num_samples},
+        "model": {"id": loc.model.id, "method": loc.model.method},
+        "peaks": [{k: getattr(p, k) for k in PEAK_KEYS} for p in loc.peaks],
+    }
+    if kind == "heatmap":
+        header["heatmap"] = {"range": list(loc.raw_range), "region": list(loc.region)}
+    return header
+
+
+def decode_localization(msg: Message) -> Localization:
+    """A validated result message as a `Localization`: `heatmap` only on heatmap messages, and the
+    region the whole frame where the message does not say."""
+    if msg.kind not in RESULT_KINDS:
+        raise WireError(f"a {msg.kind} message carries no result")
+    h = msg.header
+    mono, frame, audio, model = h["mono_ns"], h["frame"], h["audio"], h["model"]
+    extra = h.get("heatmap") if isinstance(h.get("heatmap"), dict) else {}
+    region, raw_range = extra.get("region"), extra.get("range")
+    if not isinstance(region, list) or not region:
+        region = (0.0, 0.0, float(frame["width"]), float(frame["height"]))
+    return Localization(
+        inference=h["inference"],
+        frame=FrameInfo(frame["index"], frame["width"], frame["height"], frame.get("media_s")),
+        audio=AudioWindow(audio["sample_rate"], audio["first_sample"], audio["num_samples"]),
+        timing=Timing(h["stamp_ns"], mono["capture"], mono["infer_start"], mono["infer_end"], mono.get("publish")),
+        model=ModelInfo(model["id"], str(model.get("method", ""))),
+        peaks=to_peaks(h["peaks"]),
+        heatmap=msg.arrays.get("heatmap") if msg.kind == "heatmap" else None,
+        raw_range=tuple(raw_range) if isinstance(raw_range, list) else None,
+        region=tuple(region),
+    )

@@ -14,16 +14,17 @@ once, whatever the machine's speed.
 from __future__ import annotations
 
 import collections
-import contextlib
 import threading
 import time
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 from soundlens.models.errors import SoundLensError
-from soundlens.realtime.peaks import find_peaks, map_region, normalise
+from soundlens.realtime import wire
+from soundlens.realtime.localizer import Localizer
+from soundlens.realtime.peaks import map_region
+from soundlens.realtime.result import Localization
 from soundlens.realtime.ring import AudioRing, Frame, FrameRing
 from soundlens.realtime.sources.media import Pacer
 from soundlens.realtime.stats import LatencyWindow
@@ -49,60 +50,35 @@ class WorkerStats:
     inferences: int = 0
     frames_skipped: int = 0  # frames never used because a newer one was there (newest-wins)
     hops_dropped: int = 0  # hops not served because the previous inference ran late
-    audio_short: int = 0  # windows cut short: audio not there yet (start-up) or late
     errors: int = 0
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SoundLensError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise SoundLensError(f"unknown device {name!r}; use cuda, cuda:N or cpu") from None
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
 class InferenceWorker:
-    def __init__(self, model, frames: FrameRing, audio: AudioRing, publisher=None,
+    def __init__(self, model, frames: FrameRing, audio: AudioRing, publisher,
                  config: WorkerConfig | None = None, *, pacer: Pacer | None = None,
                  source_done: threading.Event | None = None, model_id: str = "", fps: float | None = None):
-        self.config = config or WorkerConfig()
-        if self.config.hop < 0:
-            raise SoundLensError(f"--hop must be >= 0 seconds, got {self.config.hop}")
-        if self.config.threads:
-            torch.set_num_threads(self.config.threads)
-        self.device = pick_device(self.config.device)
-        self.model = model.to(self.device).eval()
+        self.config = cfg = config or WorkerConfig()
+        if cfg.hop < 0:
+            raise SoundLensError(f"--hop must be >= 0 seconds, got {cfg.hop}")
+        self.localizer = Localizer(model, audio.sample_rate, device=cfg.device, model_id=model_id, peaks=cfg.peaks,
+                                   threads=cfg.threads)
         self.frames = frames
         self.audio = audio
         self.publisher = publisher
         self.media = pacer  # media timeline of a file/synthetic source (None for live devices)
         self.pacer = pacer if pacer is not None and not pacer.realtime else None  # lock-step only when fast
         self.source_done = source_done or threading.Event()
-        self.model_id = model_id or getattr(model, "method", "model")
         self.fps = fps
-        self.window = int(round(model.audio_preset.input_seconds * audio.sample_rate))
-        if self.window > audio.capacity:
+        if self.localizer.window > audio.capacity:
             raise SoundLensError(
                 f"the model needs {model.audio_preset.input_seconds} s of audio but the ring holds "
                 f"{audio.capacity / audio.sample_rate:g} s; make the audio buffer larger"
             )
-        self.resize = getattr(model.image_preset, "resize", "square")
         self.stats = WorkerStats()
         self.errors: collections.deque[str] = collections.deque(maxlen=20)
         self.capture_to_infer = LatencyWindow()
         self.inference = LatencyWindow()
-        self.last_shape: tuple[int, int] | None = None  # native heatmap (h, w)
-        self.frame_size: tuple[int, int] | None = None  # (width, height)
-        self.last_result: dict | None = None
+        self.last: Localization | None = None  # the newest result
         self.done = threading.Event()  # the worker ended (source finished, or stopped)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -207,29 +183,15 @@ class InferenceWorker:
             target += step
 
     # --- one inference --------------------------------------------------------------------
-    def _audio_window(self, end: int) -> tuple[int, np.ndarray] | None:
-        ring = self.audio
-        if ring.end < end:
-            self.stats.audio_short += 1
-            end = ring.end
-        first = max(end - self.window, ring.start)
-        if first > end - self.window:
-            self.stats.audio_short += 1  # start-up: less audio than the window; the model tiles it
-        if end - first < ring.sample_rate // 10:
-            return None  # under 0.1 s: nothing worth localising yet
-        samples = ring.read(first, end - first)
-        if samples is None:  # overwritten while reading (the reader fell a ring behind)
-            return None
-        return first, samples
-
     def _infer(self, frame: Frame, audio_end: int) -> None:
         infer_start = time.monotonic_ns()
-        window = self._audio_window(audio_end)
+        window = self.localizer.audio_window(self.audio, audio_end)
         if window is None:
             return
         first, samples = window
+        previous = self._previous_image(frame)
         try:
-            heat = self._run_model(frame.image, samples, self._previous_image(frame))
+            heat = self.localizer.maps([frame.image], [samples], None if previous is None else [previous])[0]
         except SoundLensError as err:
             self._error(str(err))
             return
@@ -239,58 +201,27 @@ class InferenceWorker:
         infer_end = time.monotonic_ns()
         self.capture_to_infer.add_ns(infer_start - frame.arrival_ns)
         self.inference.add_ns(infer_end - infer_start)
-        self._publish(frame, first, samples.size, heat, infer_start, infer_end)
+        media_s = None if self.media is None else round(self.media.media_s(frame.t_ns), 6)
+        self.last = self.localizer.result(heat, frame, (first, samples.size), (infer_start, infer_end),
+                                          inference=self.stats.inferences, media_s=media_s)
+        self.stats.inferences += 1
+        self._publish(self.last, frame.image)
 
     def _previous_image(self, frame: Frame) -> np.ndarray | None:
-        """The frame captured just before `frame`, while the ring still holds it (motion input)."""
+        """The frame captured just before `frame`, while the ring still holds it and has its size (motion input)."""
         for other in self.frames.snapshot():
-            if other.index == frame.index - 1:
+            if other.index == frame.index - 1 and other.image.shape == frame.image.shape:
                 return other.image
         return None
 
-    def _run_model(self, image: np.ndarray, samples: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
-        """The model's map for one frame; `previous` is the frame before it (motion, for SIRA)."""
-        if previous is not None and previous.shape != image.shape:
-            previous = None
-        autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)
-                    if self.device.type == "cuda" else contextlib.nullcontext())
-        with torch.inference_mode(), autocast:
-            maps = self.model.localize(image[None], samples[None], self.audio.sample_rate,
-                                       None if previous is None else previous[None])
-        return maps[0].float().cpu().numpy()
-
-    def _publish(self, frame: Frame, first: int, count: int, heat: np.ndarray,
-                 infer_start: int, infer_end: int) -> None:
-        h, w = frame.image.shape[:2]
-        self.frame_size = (w, h)
-        self.last_shape = tuple(heat.shape)
-        region = map_region(w, h, self.resize)
-        norm, lo, hi = normalise(heat)
-        peaks = find_peaks(heat, self.config.peaks, region, (w, h))
-        frame_info = {"index": frame.index, "width": w, "height": h}
-        if self.media is not None:
-            frame_info["media_s"] = round(self.media.media_s(frame.t_ns), 6)
-        header = {
-            "inference": self.stats.inferences,
-            "stamp_ns": frame.wall_ns,
-            "mono_ns": {"capture": frame.arrival_ns, "infer_start": infer_start, "infer_end": infer_end},
-            "frame": frame_info,
-            "audio": {"sample_rate": self.audio.sample_rate, "first_sample": first, "num_samples": count},
-            "model": {"id": self.model_id, "method": getattr(self.model, "method", "")},
-            "peaks": [{k: p[k] for k in ("u", "v", "x", "y", "score")} for p in peaks],
-        }
-        self.stats.inferences += 1
-        self.last_result = {**header, "heatmap": norm, "raw_range": (lo, hi)}
-        if self.publisher is None:
-            return
-        stream = self.config.stream
-        self.publisher.publish("heatmap", stream, {**header, "heatmap": {"range": [lo, hi], "region": list(region)}},
-                               {"heatmap": norm})
-        self.publisher.publish("peaks", stream, header)
+    def _publish(self, loc: Localization, image: np.ndarray) -> None:
+        stream, publish = self.config.stream, self.publisher.publish
+        publish("heatmap", stream, wire.result_header("heatmap", loc), {"heatmap": loc.heatmap})
+        publish("peaks", stream, wire.result_header("peaks", loc))
         now = time.monotonic()
         if self.config.preview and now - self._last_preview >= 1.0 / self.config.preview_fps:
             self._last_preview = now
-            self.publisher.publish("preview", stream, header, {"jpeg": self._jpeg(frame.image)})
+            publish("preview", stream, wire.result_header("preview", loc), {"jpeg": self._jpeg(image)})
 
     def _jpeg(self, rgb: np.ndarray) -> bytes:
         h, w = rgb.shape[:2]
@@ -307,13 +238,14 @@ class InferenceWorker:
 
     def meta(self) -> dict:
         """How to read this worker's heatmaps (for the meta topic)."""
-        out = {"hop_s": self.config.hop, "device": describe_device(self.device),
-               "audio": {"sample_rate": self.audio.sample_rate, "window_samples": self.window,
-                         "window_s": self.window / self.audio.sample_rate}}
-        if self.frame_size and self.last_shape:
-            w, h = self.frame_size
-            x0, y0, x1, y1 = map_region(w, h, self.resize)
-            mh, mw = self.last_shape
+        loc = self.localizer
+        out = {"hop_s": self.config.hop, "device": loc.describe_device(),
+               "audio": {"sample_rate": loc.sample_rate, "window_samples": loc.window,
+                         "window_s": loc.window / loc.sample_rate}}
+        if self.last is not None:
+            w, h = self.last.frame.width, self.last.frame.height
+            x0, y0, x1, y1 = map_region(w, h, loc.resize)
+            mh, mw = self.last.heatmap.shape
             out["frame"] = {"width": w, "height": h}
             out["heatmap"] = {
                 "shape": [mh, mw], "region": [x0, y0, x1, y1],

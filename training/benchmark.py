@@ -22,7 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from soundlens.models.devices import pick_device
 from soundlens.models.errors import SoundLensError
+from soundlens.models.jsonable import jsonable
 
 # The same colours for a method in every plot (RGB).
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
@@ -103,11 +105,11 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
     doc = {
         "benchmark": "accuracy", "command": cfg.command, "config": asdict(cfg), "train_data": _train_spec(cfg),
         "test_data": _test_spec(cfg), "protocol": cfg.protocol, "n_test": len(test.dataset), "seeds": list(seeds),
-        "device": str(_device(cfg.device)), "torch": torch.__version__, "python": platform.python_version(),
+        "device": str(pick_device(cfg.device)), "torch": torch.__version__, "python": platform.python_version(),
         "machine": platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "results": results,
     }
-    (out / "accuracy.json").write_text(json.dumps(_jsonable(doc), indent=2) + "\n")
+    (out / "accuracy.json").write_text(json.dumps(jsonable(doc), indent=2) + "\n")
     (out / "accuracy.md").write_text(markdown_table(doc))
     plot_success(results, out / "success_curve.png")
     draw_gallery(gallery_items, ann, gallery_maps, out / "gallery.png")
@@ -142,7 +144,7 @@ def _run_methods(cfg: AccuracyConfig, test, gallery_items: list[dict], out: Path
         print(f"[{k + 1}/{len(cfg.methods)}] {method} (seed {cfg.seed})", flush=True)
         summary = train(run)
         ckpt = summary["best_path"] or summary["latest"]
-        model = models.load(ckpt, device=_device(cfg.device))
+        model = models.load(ckpt, device=pick_device(cfg.device))
         t0 = time.perf_counter()
         pred = predict(model, test.dataset, batch_size=64, embed=True, workers=cfg.workers)
         ann = annotations_of(test, pred)
@@ -218,24 +220,8 @@ def spread_notes(results: list[dict], key: str = "hit_rate") -> list[str]:
     return notes
 
 
-def _device(name):
-    from soundlens.training.distributed import pick_device
-
-    return pick_device(name)
-
-
 def _pct(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:.1f}"
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _cell(row: dict, key: str) -> str:
@@ -368,11 +354,13 @@ def draw_gallery(items: list[dict], ann, maps_by_method: dict[str, list[np.ndarr
                  cell: int = 160) -> Path:
     """A grid: the test frames with their GT box (first row), then one row of heatmap overlays per method."""
     import cv2
-    from soundlens.realtime.overlay import overlay_heatmap
+    from soundlens.realtime.overlay import OverlayPainter
+    from soundlens.realtime.peaks import normalise
     from soundlens.training.datasets.gt import normalised_box_pixels
 
     label_w, font = 90, cv2.FONT_HERSHEY_SIMPLEX
     rows = [("frame", None), *((m, maps) for m, maps in maps_by_method.items())]
+    painter = OverlayPainter()
     canvas = np.full((cell * len(rows), label_w + cell * max(len(items), 1), 3), 255, np.uint8)
     for r, (name, maps) in enumerate(rows):
         cv2.putText(canvas, name[:10], (5, r * cell + cell // 2), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
@@ -380,9 +368,7 @@ def draw_gallery(items: list[dict], ann, maps_by_method: dict[str, list[np.ndarr
             frame = np.asarray(item["frame"], dtype=np.uint8)
             fh, fw = frame.shape[:2]
             if maps is not None:
-                heat = cv2.resize(np.asarray(maps[c], dtype=np.float32), (fw, fh), interpolation=cv2.INTER_LINEAR)
-                lo, hi = float(heat.min()), float(heat.max())
-                frame = overlay_heatmap(frame, (heat - lo) / (hi - lo) if hi > lo else np.zeros_like(heat))
+                frame = painter.draw(frame, normalise(maps[c])[0], region=(0, 0, fw, fh))
             tile = cv2.resize(frame, (cell, cell), interpolation=cv2.INTER_AREA).copy()
             entry = ann.entries.get(item["id"])
             for box in entry.boxes if entry else ():

@@ -29,6 +29,32 @@ from soundlens.realtime.sources.base import Source
 AUDIO_RESYNC_S = 0.02
 
 
+class AudioPlacer:
+    """Where decoded audio blocks go on the sample grid: at their timestamps, except that a block
+    starting within AUDIO_RESYNC_S of where the previous one ended follows it directly (decoder
+    timestamps jitter by a few samples; a real hole in the stream stays a hole). `live --video`
+    and `soundlens analyze` place a file's audio with it."""
+
+    def __init__(self, sample_rate: int):
+        self.sample_rate = int(sample_rate)
+        self.next_index: int | None = None  # where the next contiguous block goes
+
+    def start_s(self, t: float | None, offset: float = 0.0) -> float:
+        """Media time of a block stamped `t` in a pass starting at `offset`; an untimed block (a
+        resampler's tail) goes right after the previous one."""
+        if t is not None:
+            return offset + t
+        return self.next_index / self.sample_rate if self.next_index is not None else offset
+
+    def place(self, media_s: float, count: int) -> int:
+        """Ring index of a block of `count` samples starting at `media_s`."""
+        index = int(round(media_s * self.sample_rate))
+        if self.next_index is not None and abs(index - self.next_index) <= AUDIO_RESYNC_S * self.sample_rate:
+            index = self.next_index
+        self.next_index = index + count
+        return index
+
+
 def _later(a: float | None, b: float) -> float:
     return b if a is None else max(a, b)
 
@@ -132,10 +158,10 @@ class MediaSource(Source):
         stop = self._stop_event
         end = None
         frame_period = 1.0 / self.fps if self.fps else 0.0
-        next_index = None  # audio index where the next contiguous block goes
+        placer = AudioPlacer(self.sample_rate)
         for kind, t, payload in self._pass():
-            m = offset + (t or 0.0)
             if kind == "video":
+                m = offset + (t or 0.0)
                 if not self.pacer.wait(m, True, stop):
                     return end
                 if self.frames is not None:
@@ -145,18 +171,14 @@ class MediaSource(Source):
                 end = _later(end, m + frame_period)
             else:
                 n = payload.size
-                if t is None:  # untimed block (a resampler's tail): right after the previous one
-                    m = next_index / self.sample_rate if next_index is not None else offset
+                m = placer.start_s(t, offset)
                 block_end = m + n / self.sample_rate
                 if not self.pacer.wait(block_end, False, stop):
                     return end
-                index = int(round(m * self.sample_rate))
-                if next_index is not None and abs(index - next_index) <= AUDIO_RESYNC_S * self.sample_rate:
-                    index = next_index  # decoder timestamps jitter by a few samples: stay contiguous
+                index = placer.place(m, n)
                 if self.audio is not None:
                     self.audio.write(payload, index=index)
                     self.stats.samples_in += n
-                next_index = index + n
                 end = _later(end, block_end)
         return end
 

@@ -9,6 +9,7 @@ one complete row per video frame. A truncated file gives one clear error and a v
 from __future__ import annotations
 
 import json
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -231,3 +232,92 @@ def test_motion_methods_get_the_frame_before_each_frame(tmp_path):
     assert len(frames) >= 20
     np.testing.assert_array_equal(previous[1:], frames[:-1])  # hop 0: every frame, in order
     assert all(np.abs(p.astype(int) - f.astype(int)).max() > 0 for p, f in zip(previous[1:], frames[1:]))
+
+
+# soundlens.analyze.v1, pinned here: changing a field in the code (or the doc) without a new schema fails.
+ANALYZE_V1 = {
+    "schema": "string", "frame": "integer", "time": "number", "inference": "integer|null",
+    "heatmap_time": "number|null", "peaks": "array", "scores": "array", "model": "string",
+    "method": "string", "audio": "object|null",
+}
+
+
+def json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {int: "integer", float: "number", str: "string", list: "array", dict: "object"}[type(value)]
+
+
+def documented_fields() -> dict[str, str]:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "analyze_jsonl.md").read_text()
+    table = doc.split("## Fields", 1)[1]
+    return {m[0]: m[1].replace("\\|", "|") for m in re.findall(r"^\| `(\w+)` \| ([a-z\\|]+) \|", table, re.M)}
+
+
+def test_jsonl_rows_follow_their_documented_versioned_schema(model, tmp_path):
+    from soundlens.realtime.analyze import JSONL_FIELDS, JSONL_SCHEMA, AnalyzeConfig, analyze_video
+
+    assert JSONL_SCHEMA == "soundlens.analyze.v1" and JSONL_FIELDS == ANALYZE_V1
+    assert documented_fields() == ANALYZE_V1 and list(documented_fields()) == list(ANALYZE_V1)
+    src = write_clip(tmp_path / "clip.mp4", 1.2, Fraction(25), sample_rate=22050)
+    jsonl = tmp_path / "rows.jsonl"
+    analyze_video(model, src, tmp_path / "out.mp4", jsonl, AnalyzeConfig(batch=4, hop=0.2, progress=False),
+                  model_id="lite")
+    table = rows(jsonl)
+    assert any(r["inference"] is None for r in table) and any(r["inference"] is not None for r in table)
+    for r in table:
+        assert list(r) == list(ANALYZE_V1), "every field, in the documented order"
+        for key, kinds in ANALYZE_V1.items():
+            number_ok = kinds.startswith("number") and isinstance(r[key], int) and not isinstance(r[key], bool)
+            assert json_type(r[key]) in kinds.split("|") or number_ok, (key, r[key])
+        assert r["schema"] == JSONL_SCHEMA and r["model"] == "lite" and r["method"] == "ezvsl"
+        assert r["scores"] == [p["score"] for p in r["peaks"]]
+        assert all(list(p) == ["u", "v", "x", "y", "score"] for p in r["peaks"])
+        assert (r["heatmap_time"] is None) == (r["audio"] is None) == (r["inference"] is None)
+        if r["audio"] is not None:
+            assert list(r["audio"]) == ["sample_rate", "first_sample", "num_samples"]
+            assert r["audio"]["sample_rate"] == model.audio_preset.sample_rate
+            assert all(isinstance(v, int) for v in r["audio"].values())
+
+
+def test_ctrl_c_ends_analyze_with_code_130_and_valid_partial_outputs(checkpoint, tmp_path):
+    """A real SIGINT while `soundlens analyze` runs: exit code 130, and the overlay and the JSONL
+    written so far are closed properly (a decodable mp4, complete rows, one per written frame)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    src = write_clip(tmp_path / "long.mp4", 12.0, Fraction(25))
+    out, jsonl = tmp_path / "partial.mp4", tmp_path / "partial.jsonl"
+    running = threading.Event()
+
+    def interrupt(*_):
+        if running.is_set():  # only while main() runs: a late signal must not end the test session
+            raise KeyboardInterrupt
+
+    def send_when_rows_appear():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and running.is_set():
+            if jsonl.exists() and jsonl.read_text().count("\n") >= 10:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.02)
+
+    before = signal.signal(signal.SIGINT, interrupt)
+    try:
+        running.set()
+        threading.Thread(target=send_when_rows_appear, daemon=True).start()
+        code = main(["analyze", str(src), "-o", str(out), "--jsonl", str(jsonl), "--model", checkpoint,
+                     "--batch", "2", "--quiet"])
+        running.clear()
+    finally:
+        running.clear()
+        signal.signal(signal.SIGINT, before)
+    assert code == 130
+    table, written = rows(jsonl), probe(out)
+    assert 10 <= len(table) < 300
+    assert len(table) <= len(written["times"]) <= len(table) + 1  # a frame written just before its row
+    assert [r["frame"] for r in table] == list(range(len(table)))

@@ -6,6 +6,8 @@ H.264 overlay video with the original sound and, with --jsonl, one JSON row per 
 
 from __future__ import annotations
 
+from soundlens.models.errors import SoundLensError
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("video", metavar="VIDEO", help="video file with sound (mp4, mkv, mov, webm, ...)")
@@ -26,8 +28,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from soundlens.models.errors import SoundLensError
-
     if args.batch < 1:
         raise SoundLensError(f"--batch must be >= 1, got {args.batch}")
     if args.hop < 0:
@@ -37,6 +37,7 @@ def run(args) -> int:
     if not 0 <= args.crf <= 51:
         raise SoundLensError(f"--crf must be between 0 and 51, got {args.crf}")
 
+    # torch, the model zoo and PyAV load once the arguments are checked, not for --help.
     from soundlens import models
     from soundlens.realtime.analyze import AnalyzeConfig, analyze_video
 

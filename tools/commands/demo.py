@@ -18,10 +18,15 @@ import json
 import threading
 import time
 from argparse import Namespace
+from dataclasses import asdict, replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from soundlens.models.errors import SoundLensError
+from soundlens.realtime.publisher import PublisherConfig, is_loopback
+from soundlens.realtime.subscriber import Subscriber
+from soundlens.realtime.wire import topic
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5555"
 
@@ -49,31 +54,30 @@ class Judge:
         self.source = source
         self.window_s = window_s
         self.lock = threading.Lock()
-        self.received: list[dict] = []  # per heatmap: t, peaks, heatmap, region, box, judged, hit, latency
+        self.received: list[dict] = []  # per heatmap: t, its Localization, box, judged, hit, latency
         self._printed = 0
 
     def __call__(self, msg, recv_ns: int) -> None:
-        header = msg.header
-        t = header["frame"]["media_s"]
+        loc = msg.localization()
+        t = loc.frame.media_s
         truth = self.source.truth(t)
         segment = self.source.video.segment_at(t % self.source.video.seconds)
         # Judge a heatmap when a visible object sounds and the audio window is mostly its sound.
-        judged = bool(truth["box"] is not None and header["peaks"] and segment.start <= t - self.window_s / 2)
+        judged = bool(truth["box"] is not None and loc.peaks and segment.start <= t - self.window_s / 2)
         hit = None
         if judged:
             x1, y1, x2, y2 = truth["box"]
-            peak = header["peaks"][0]
-            hit = bool(x1 <= peak["x"] <= x2 and y1 <= peak["y"] <= y2)
-        w, h = header["frame"]["width"], header["frame"]["height"]
+            peak = loc.peaks[0]
+            hit = bool(x1 <= peak.x <= x2 and y1 <= peak.y <= y2)
         chance = None
         if truth["box"] is not None:
             x1, y1, x2, y2 = truth["box"]
-            chance = max(0.0, (x2 - x1) * (y2 - y1)) / (w * h)
+            chance = max(0.0, (x2 - x1) * (y2 - y1)) / (loc.frame.width * loc.frame.height)
         row = {
-            "t": t, "recv_ns": recv_ns, "latency_ms": (recv_ns - header["mono_ns"]["capture"]) / 1e6,
-            "peaks": header["peaks"], "heatmap": np.array(msg.arrays["heatmap"]),
-            "region": header.get("heatmap", {}).get("region"), "box": truth["box"],
-            "sounding": truth["sounding"], "judged": judged, "hit": hit, "chance": chance if judged else None,
+            "t": t, "recv_ns": recv_ns, "latency_ms": (recv_ns - loc.timing.capture_ns) / 1e6,
+            "loc": replace(loc, heatmap=np.array(loc.heatmap)),  # a copy: the message's buffer is not ours
+            "box": truth["box"], "sounding": truth["sounding"], "judged": judged, "hit": hit,
+            "chance": chance if judged else None,
         }
         with self.lock:
             self.received.append(row)
@@ -108,8 +112,9 @@ class Judge:
 
 
 def _build(args, model, address: str):
+    # torch and the procedural benchmark load when the demo runs, not for `soundlens demo --help`.
+    from soundlens import models
     from soundlens.realtime.pipeline import LiveConfig, LivePipeline
-    from soundlens.realtime.publisher import PublisherConfig
     from soundlens.realtime.sources import SyntheticConfig, SyntheticSource
     from soundlens.realtime.worker import WorkerConfig
     from soundlens.tools.commands.live import audio_buffer_seconds
@@ -123,8 +128,6 @@ def _build(args, model, address: str):
                             preview_width=max(320, args.size), preview_fps=30.0, jpeg_quality=90),
         publisher=PublisherConfig(address=address),
     )
-    from soundlens import models
-
     return source, LivePipeline(model, source, source, config, model_info=models.describe(model),
                                 model_id=str(args.model))
 
@@ -144,8 +147,6 @@ def start_pipeline(args, model):
 
 
 def check_args(args) -> None:
-    from soundlens.realtime.publisher import is_loopback
-
     if args.seconds <= 0:
         raise SoundLensError(f"--seconds must be > 0, got {args.seconds}")
     if args.hop < 0:
@@ -158,7 +159,7 @@ def check_args(args) -> None:
 
 
 def load_model(name: str):
-    from soundlens import models
+    from soundlens import models  # the model zoo (torch): only when the demo runs
 
     try:
         return models.load(name)
@@ -172,9 +173,8 @@ def load_model(name: str):
 
 def run(args) -> int:
     check_args(args)
-    from soundlens.realtime.subscriber import Subscriber
+    # Qt (the viewer) and the live command's helpers load when the demo runs, not for --help.
     from soundlens.realtime.viewer import display_available
-    from soundlens.realtime.wire import topic
     from soundlens.tools.commands.live import run_with_viewer, stop_on_signals
 
     out = Path(args.out)
@@ -216,8 +216,9 @@ def run(args) -> int:
 
 
 def write_outputs(out: Path, source, rows: list[dict], figures: dict, args) -> None:
-    import cv2
-    from soundlens.realtime.analyze import OverlayPainter, OverlayWriter
+    import cv2  # OpenCV and PyAV (the writer): only once there is something to write
+    from soundlens.realtime.analyze import OverlayWriter
+    from soundlens.realtime.overlay import OverlayPainter
 
     video = source.video
     fps = video.fps
@@ -229,14 +230,14 @@ def write_outputs(out: Path, source, rows: list[dict], figures: dict, args) -> N
                key=lambda i: (rows[i]["t"] > video.seconds * 0.5, rows[i]["t"]))
     snapshot_frame = int(round(rows[best]["t"] * fps)) % video.n_frames
 
-    results = [{"heatmap": r["heatmap"], "peaks": r["peaks"][:1], "region": r["region"]} for r in rows]
+    results = [replace(r["loc"], peaks=r["loc"].peaks[:1]) for r in rows]
     painter = OverlayPainter()
     writer = OverlayWriter(out / "demo.mp4", video.width, video.height, rate=_fraction(fps),
                            audio_rate=video.sample_rate, audio_layout="mono")
     try:
         for i in range(video.n_frames):
             k = int(np.searchsorted(times, i / fps + 1e-6, side="right")) - 1  # newest heatmap of this frame or before
-            image = painter.draw(video.frame(i), results[k] if k >= 0 else None)
+            image = painter.draw_result(video.frame(i), results[k] if k >= 0 else None)
             truth = video.truth(i)
             if truth["box"] is not None:
                 x1, y1, x2, y2 = (int(round(v)) for v in truth["box"])
@@ -249,7 +250,8 @@ def write_outputs(out: Path, source, rows: list[dict], figures: dict, args) -> N
         writer.close()
     with (out / "heatmaps.jsonl").open("w", encoding="utf-8") as log:
         for r in rows:
-            log.write(json.dumps({"time": round(r["t"], 6), "peaks": r["peaks"], "scores": [p["score"] for p in r["peaks"]],
+            peaks = [asdict(p) for p in r["loc"].peaks]
+            log.write(json.dumps({"time": round(r["t"], 6), "peaks": peaks, "scores": [p["score"] for p in peaks],
                                   "truth_box": r["box"], "sounding_class": r["sounding"], "judged": r["judged"],
                                   "hit": r["hit"], "latency_ms": round(r["latency_ms"], 2)},
                                  separators=(",", ":")) + "\n")
@@ -257,7 +259,5 @@ def write_outputs(out: Path, source, rows: list[dict], figures: dict, args) -> N
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def _fraction(value: float):
-    from fractions import Fraction
-
+def _fraction(value: float) -> Fraction:
     return Fraction(value).limit_denominator(100000)

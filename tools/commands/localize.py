@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from soundlens.models.errors import SoundLensError
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", default="default", help="checkpoint (.safetensors) or shipped name (default)")
@@ -23,29 +25,33 @@ def localize_files(model_name: str, image: str, audio: str, out: str, device: st
                    top_k: int = 1) -> list[tuple[float, float]]:
     """Heatmap of `audio` over `image`, written as an overlay PNG at `out`; returns the peaks (x, y)
     as fractions of the width and height. The map is placed on the part of the image the model saw
-    and its peaks found as the live pipeline does (realtime.peaks), at the map's own resolution."""
+    and its peaks found as the live pipeline does (realtime.peaks), at the map's own resolution,
+    and drawn by the painter every SoundLens overlay uses."""
+    # torch, the model zoo and PIL load here, not at import: `soundlens localize --help` stays instant.
     import torch
     from PIL import Image
     from soundlens import models
-    from soundlens.realtime.analyze import draw_result
+    from soundlens.models.devices import pick_device
+    from soundlens.models.media import read_audio, read_image
+    from soundlens.realtime.overlay import OverlayPainter
     from soundlens.realtime.peaks import find_peaks, map_region, normalise
-    from soundlens.tools.media import load_audio, load_image
+    from soundlens.realtime.result import to_peaks
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = models.load(model_name, device=device)
-    frame = load_image(image)
-    wav, rate = load_audio(audio)
+    model = models.load(model_name, device=pick_device(device))
+    frame = read_image(image)
+    wav, rate = read_audio(audio)
+    if wav.size == 0:
+        raise SoundLensError(f"{audio} contains no audio samples")
     with torch.inference_mode():
         native = model.localize(frame[None], wav[None], rate)[0].float().cpu().numpy()
     h, w = frame.shape[:2]
     resize = getattr(model.image_preset, "resize", "square")
     region = map_region(w, h, resize)
-    peaks = find_peaks(native, top_k, region=region, frame_size=(w, h))
-    result = {"heatmap": normalise(native)[0], "region": region, "peaks": peaks}
+    peaks = to_peaks(find_peaks(native, top_k, region=region, frame_size=(w, h)))
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(draw_result(frame, result, resize)).save(path)
-    where = ", ".join(f"({p['u']:.3f}, {p['v']:.3f})" for p in peaks) or "none (flat map)"
+    Image.fromarray(OverlayPainter(resize).draw(frame, normalise(native)[0], region, peaks)).save(path)
+    where = ", ".join(f"({p.u:.3f}, {p.v:.3f})" for p in peaks) or "none (flat map)"
     print(f"{path}: {model.method} heatmap over {w}x{h} frame; peak at {where} "
           f"(x, y as fractions of width, height)")
-    return [(p["u"], p["v"]) for p in peaks]
+    return [(p.u, p.v) for p in peaks]
