@@ -5,34 +5,46 @@
     model = models.create("ezvsl", encoder="lite")
     model = models.load("default")           # or a .safetensors path
     maps = model.heatmap(*model.prepare(frames, waveforms, sample_rate))
+
+The names below load on first use (PEP 562), together with the built-in methods: importing a light
+module such as `soundlens.models.errors` (which every realtime client does) must not import torch.
 """
 
-from soundlens.models import methods as _methods  # noqa: F401  (registers the built-in methods)
-from soundlens.models.base import MethodConfig, SoundLocalizer
-from soundlens.models.checkpoint import describe, load, save
-from soundlens.models.encoders import build_encoder, load_pretrained
-from soundlens.models.frontends import AudioFrontend, audio_frontend
-from soundlens.models.images import prepare_images
-from soundlens.models.maps import minmax, peak_xy, resize_map
-from soundlens.models.methods import ezvsl as _ezvsl  # noqa: F401
-from soundlens.models.methods import jsa as _jsa  # noqa: F401
-from soundlens.models.methods import lvs as _lvs  # noqa: F401
-from soundlens.models.methods import sira as _sira  # noqa: F401
-from soundlens.models.methods import slavc as _slavc  # noqa: F401
-from soundlens.models.methods import sslalign as _sslalign  # noqa: F401
-from soundlens.models.presets import (
-    AUDIO_PRESETS,
-    IMAGE_PRESETS,
-    AudioPreset,
-    ImagePreset,
-    audio_preset,
-    image_preset,
-)
-from soundlens.models.registry import available, create, make_config, method_entry, register_method
+import importlib
 
-__all__ = [
-    "AUDIO_PRESETS", "IMAGE_PRESETS", "AudioFrontend", "AudioPreset", "ImagePreset", "MethodConfig",
-    "SoundLocalizer", "audio_frontend", "audio_preset", "available", "build_encoder", "create", "describe",
-    "image_preset", "load", "load_pretrained", "make_config", "method_entry", "minmax", "peak_xy",
-    "prepare_images", "register_method", "resize_map", "save",
-]
+# public name -> the module that defines it
+_LAZY = {
+    "MethodConfig": "base", "SoundLocalizer": "base",
+    "describe": "checkpoint", "load": "checkpoint", "save": "checkpoint",
+    "build_encoder": "encoders", "load_pretrained": "encoders",
+    "AudioFrontend": "frontends", "audio_frontend": "frontends",
+    "prepare_images": "images",
+    "minmax": "maps", "peak_xy": "maps", "resize_map": "maps",
+    "AUDIO_PRESETS": "presets", "IMAGE_PRESETS": "presets", "AudioPreset": "presets", "ImagePreset": "presets",
+    "audio_preset": "presets", "image_preset": "presets",
+    "available": "registry", "create": "registry", "make_config": "registry", "method_entry": "registry",
+    "register_method": "registry",
+}
+_METHOD_MODULES = ("ezvsl", "jsa", "lvs", "sira", "slavc", "sslalign")
+
+
+def load_methods() -> None:
+    """Import (and so register) the built-in methods; the registry calls it before any lookup."""
+    for name in _METHOD_MODULES:
+        importlib.import_module(f"soundlens.models.methods.{name}")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        load_methods()
+        value = getattr(importlib.import_module(f"soundlens.models.{_LAZY[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'soundlens.models' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = sorted(_LAZY)

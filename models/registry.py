@@ -59,12 +59,22 @@ def register_method(name: str, config_cls: type, summary: str = "", paper: str =
     return wrap
 
 
+def _builtin() -> None:
+    """Register the built-in methods before a lookup: `soundlens.models` loads them lazily, so a
+    caller that imports this module directly must not see an empty registry."""
+    import soundlens.models
+
+    soundlens.models.load_methods()
+
+
 def available(pattern: str = "*") -> list[str]:
     """Registered method names matching a glob pattern, sorted."""
+    _builtin()
     return sorted(n for n in _METHODS if fnmatch.fnmatch(n, pattern))
 
 
 def method_entry(name: str) -> MethodEntry:
+    _builtin()
     try:
         return _METHODS[name]
     except KeyError:
