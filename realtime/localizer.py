@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from soundlens.models.devices import describe_device, pick_device
 from soundlens.models.frontends import select_window
+from soundlens.realtime.activity import DEFAULT_SILENCE_DB, OnScreenReader, audio_activity
 from soundlens.realtime.result import (
     AudioWindow,
     FrameInfo,
@@ -28,7 +29,8 @@ from soundlens.realtime.ring import AudioRing, Frame
 
 class Localizer:
     def __init__(self, model, sample_rate: int, *, device: str = "auto", model_id: str = "", peaks: int = 3,
-                 threads: int | None = None):
+                 threads: int | None = None, silence_db: float = DEFAULT_SILENCE_DB,
+                 on_screen_threshold: float | None = None):
         if threads:
             torch.set_num_threads(threads)
         self.device = pick_device(device)
@@ -39,6 +41,8 @@ class Localizer:
         method = getattr(model, "method", "")
         self.info = ModelInfo(model_id or method or "model", method)
         self.peaks = peaks
+        self.silence_db = float(silence_db)
+        self.on_screen = OnScreenReader.for_model(model, on_screen_threshold)  # None: the map is no similarity
         self.audio_short = 0  # windows cut short: audio not there yet (start-up) or late
 
     def describe_device(self) -> str:
@@ -84,11 +88,18 @@ class Localizer:
         return maps.float().cpu().numpy()
 
     def result(self, heat: np.ndarray, frame: Frame, window: tuple[int, int], timing: tuple[int, int], *,
-               inference: int, media_s: float | None = None) -> Localization:
+               inference: int, media_s: float | None = None, samples: np.ndarray | None = None) -> Localization:
         """The `Localization` of `heat` (a native map) computed on `frame` from the audio `window`
-        (first sample, count) between the monotonic `timing` (start ns, end ns)."""
+        (first sample, count) between the monotonic `timing` (start ns, end ns); with the window's
+        `samples`, its `activity` too."""
         h, w = frame.image.shape[:2]
+        activity = None if samples is None else audio_activity(samples, self.silence_db)
+        on_screen = None
+        if self.on_screen is not None:
+            finite = np.asarray(heat, np.float64)
+            finite = finite[np.isfinite(finite)]
+            on_screen = self.on_screen(float(finite.max())) if finite.size else None
         return make_localization(
             heat, FrameInfo(frame.index, w, h, media_s), AudioWindow(self.sample_rate, *window),
             Timing(frame.wall_ns, frame.arrival_ns, *timing), inference=inference, model=self.info,
-            resize=self.resize, top_k=self.peaks)
+            resize=self.resize, top_k=self.peaks, activity=activity, on_screen=on_screen)

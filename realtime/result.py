@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from soundlens.realtime.activity import Activity, OnScreen
 from soundlens.realtime.peaks import find_peaks, map_region, normalise
 
 
@@ -68,6 +69,8 @@ class Localization:
     heatmap: np.ndarray | None  # native map min-max normalised to [0, 1]; None on peaks/preview messages
     raw_range: tuple[float, float] | None  # [min, max] of the raw map
     region: tuple[float, float, float, float]  # x0, y0, x1, y1: the part of the frame the map covers
+    activity: Activity | None = None  # audio level of the window and whether it counts as silence
+    on_screen: OnScreen | None = None  # similarity of the best location, for methods whose map is one
 
 
 def to_peaks(found: list[dict]) -> tuple[Peak, ...]:
@@ -76,10 +79,11 @@ def to_peaks(found: list[dict]) -> tuple[Peak, ...]:
 
 
 def make_localization(heat: np.ndarray, frame: FrameInfo, audio: AudioWindow, timing: Timing, *, inference: int,
-                      model: ModelInfo, resize: str = "square", top_k: int = 3) -> Localization:
+                      model: ModelInfo, resize: str = "square", top_k: int = 3,
+                      activity: Activity | None = None, on_screen: OnScreen | None = None) -> Localization:
     """The result of one inference: `heat` is the model's raw map [h, w] for `frame`; `resize` is
     the image preset's ("square" or "short_side"), which decides the part of the frame it covers."""
     region = map_region(frame.width, frame.height, resize)
     norm, lo, hi = normalise(heat)
     peaks = to_peaks(find_peaks(heat, top_k, region, (frame.width, frame.height)))
-    return Localization(inference, frame, audio, timing, model, peaks, norm, (lo, hi), region)
+    return Localization(inference, frame, audio, timing, model, peaks, norm, (lo, hi), region, activity, on_screen)

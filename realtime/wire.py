@@ -7,6 +7,11 @@ A message is a ZeroMQ multipart message `[topic, header, buffer0, buffer1, ...]`
 * header: one UTF-8 JSON object (schema, version, session, seq, stamps, buffer specs...);
 * buffers: raw little-endian C-order arrays (or JPEG bytes) described by `header["buffers"]`.
 
+Since 1.1 the `heatmap`, `peaks`, `meta` and `status` messages are also sent in a single-frame
+"latest" form, `soundlens.latest.v1.<kind>.<stream> <JSON header>`, for subscribers that set
+ZMQ_CONFLATE (which keeps one frame, never a multipart message) and so always read fresh data.
+Its topic does not start with `soundlens.v1.`, so a 1.0 subscriber never receives it.
+
 `encode` and `decode` are pure functions; `decode` raises `WireError` naming what is wrong
 for anything malformed, so receivers can count and skip instead of crashing.
 """
@@ -23,13 +28,15 @@ from soundlens.realtime.result import AudioWindow, FrameInfo, Localization, Mode
 
 PREFIX = "soundlens"
 MAJOR = 1
-MINOR = 0
+MINOR = 1  # 1.1: tracks topic, activity and on_screen (docs/protocol.md §4.5, §10)
 VERSION = (MAJOR, MINOR)
 TOPIC_ROOT = f"{PREFIX}.v{MAJOR}."
+LATEST_ROOT = f"{PREFIX}.latest.v{MAJOR}."  # the single-frame form (docs/protocol.md §1.1)
 
-KINDS = ("heatmap", "peaks", "preview", "meta", "status")
-RESULT_KINDS = ("heatmap", "peaks", "preview")  # one inference publishes these with one `inference` id
+KINDS = ("heatmap", "peaks", "preview", "meta", "status", "tracks")
+RESULT_KINDS = ("heatmap", "peaks", "preview", "tracks")  # one inference publishes these with one `inference` id
 STREAMLESS_KINDS = ("status",)
+LATEST_KINDS = ("heatmap", "peaks", "meta", "status")  # no binary buffer, or a small map that fits in JSON
 STREAM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # no dots: a topic prefix must not match across fields
 ENCODINGS = ("raw", "jpeg")
 
@@ -47,6 +54,7 @@ class Message:
     stream: str | None
     header: dict
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    latest: bool = False  # came in the single-frame `soundlens.latest.v1.` form
 
     @property
     def seq(self) -> int:
@@ -76,6 +84,14 @@ def topic(kind: str, stream: str | None = None) -> str:
     if kind in STREAMLESS_KINDS:
         return TOPIC_ROOT + kind
     return f"{TOPIC_ROOT}{kind}.{check_stream(stream)}"
+
+
+def latest_topic(kind: str, stream: str | None = None) -> str:
+    """`soundlens.latest.v1.<kind>.<stream>`: the single-frame form of a heatmap, peaks, meta or status
+    topic. Subscribe to it followed by one space, which matches this stream exactly."""
+    if kind not in LATEST_KINDS:
+        raise WireError(f"{kind!r} has no latest form; kinds with one: {', '.join(LATEST_KINDS)}")
+    return LATEST_ROOT + topic(kind, stream)[len(TOPIC_ROOT):]
 
 
 def parse_topic(text: str) -> tuple[str, str | None]:
@@ -123,15 +139,44 @@ def encode(kind: str, stream: str | None, header: dict, buffers: dict | None = N
         array, encoding = _as_wire_array(value)
         specs.append(buffer_spec(name, array, encoding))
         frames_out.append(array.data if array.size else b"")
+    text = _header_json(kind, stream, header, specs)
+    return [topic(kind, stream).encode("ascii"), text.encode("utf-8"), *frames_out]
+
+
+def encode_latest(kind: str, stream: str | None, header: dict, buffers: dict | None = None) -> bytes:
+    """The single-frame form of the same message: `<latest topic> <JSON header>`, with no buffer
+    frames (`buffers` is []); a heatmap travels as `heatmap.data`, h rows of w numbers."""
+    latest = latest_topic(kind, stream)  # checks kind and stream
+    header = dict(header)
+    if kind == "heatmap":
+        heat = np.asarray((buffers or {})["heatmap"], dtype=np.float32)
+        if heat.ndim != 2:
+            raise WireError(f"a heatmap is [h, w]; got shape {list(heat.shape)}")
+        # float32 -> Python float is exact, and JSON writes the shortest text that reads back exactly
+        header["heatmap"] = {**header.get("heatmap", {}), "data": heat.tolist()}
+    text = _header_json(kind, stream, header, [])
+    return latest.encode("ascii") + b" " + text.encode("utf-8")
+
+
+def _header_json(kind: str, stream: str | None, header: dict, specs: list) -> str:
+    """The validated JSON text of a header, with the 64-bit-safe stamp forms added (§4.1)."""
     full = {"schema": f"{PREFIX}.{kind}", "version": list(VERSION), **header, "buffers": specs}
     if stream is not None:
         full["stream"] = stream
+    stamp = full.get("stamp_ns")
+    if isinstance(stamp, int) and not isinstance(stamp, bool):
+        # stamp_ns (~1.8e18) exceeds 2^53: a double-based JSON parser (JavaScript, many others)
+        # rounds it; the decimal string is exact everywhere, the float seconds are for display.
+        full["stamp_ns_str"] = str(stamp)
+        full["stamp_s"] = stamp / 1e9
+    mono = full.get("mono_ns")
+    if isinstance(mono, dict):
+        full["mono_ns_str"] = {k: str(v) for k, v in mono.items() if isinstance(v, int) and not isinstance(v, bool)}
     validate_header(full, kind)
     try:
-        text = json.dumps(full, separators=(",", ":"), allow_nan=False)
+        return json.dumps(full, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as err:
         raise WireError(f"header is not plain JSON (numbers must be finite): {err}") from None
-    return [topic(kind, stream).encode("ascii"), text.encode("utf-8"), *frames_out]
 
 
 def _need(header: dict, key: str, types, where: str = "header"):
@@ -174,9 +219,18 @@ def validate_header(header: dict, kind: str) -> None:
     if not session:
         raise WireError("header session is empty")
     _need_int(header, "seq")
-    _need_int(header, "stamp_ns")
+    stamp = _need_int(header, "stamp_ns")
     mono = _need(header, "mono_ns", dict)
     _need_int(mono, "publish", "mono_ns")
+    # 1.1 adds exact decimal strings of the 64-bit stamps; when present they must agree
+    if "stamp_ns_str" in header and header["stamp_ns_str"] != str(stamp):
+        raise WireError(f"header stamp_ns_str {header['stamp_ns_str']!r} differs from stamp_ns {stamp}")
+    mono_str = header.get("mono_ns_str", {})
+    if not isinstance(mono_str, dict):
+        raise WireError("header field 'mono_ns_str' is not an object")
+    for key, text in mono_str.items():
+        if key in mono and text != str(mono[key]):
+            raise WireError(f"mono_ns_str.{key} {text!r} differs from mono_ns.{key} {mono[key]}")
     if kind not in STREAMLESS_KINDS:
         check_stream(_need(header, "stream", str))
     if kind in RESULT_KINDS:
@@ -196,6 +250,16 @@ def validate_header(header: dict, kind: str) -> None:
                 raise WireError(f"peaks[{i}] is not an object")
             for key in ("u", "v", "x", "y", "score"):
                 _need_number(peak, key, f"peaks[{i}]")
+    if kind == "tracks":
+        for i, track in enumerate(_need(header, "tracks", list)):
+            if not isinstance(track, dict):
+                raise WireError(f"tracks[{i}] is not an object")
+            _need_int(track, "id", f"tracks[{i}]", minimum=1)
+            for key in TRACK_NUMBERS:
+                _need_number(track, key, f"tracks[{i}]")
+            for key in ("azimuth", "elevation"):  # null without a camera model
+                if track.get(key) is not None:
+                    _need_number(track, key, f"tracks[{i}]")
     buffers = _need(header, "buffers", list)
     for i, spec in enumerate(buffers):
         _check_spec(spec, i)
@@ -229,7 +293,10 @@ def _frame_bytes(part) -> memoryview:
 
 
 def decode(parts: list) -> Message:
-    """Frames -> Message, validating everything a reader relies on (WireError otherwise)."""
+    """Frames -> Message, validating everything a reader relies on (WireError otherwise). A single
+    frame is the `soundlens.latest.v1.` form."""
+    if isinstance(parts, (list, tuple)) and len(parts) == 1:
+        return decode_latest(parts[0])
     if not isinstance(parts, (list, tuple)) or len(parts) < 2:
         raise WireError(f"a message needs at least 2 frames (topic, header), got {len(parts) if parts else 0}")
     try:
@@ -261,6 +328,41 @@ def decode(parts: list) -> Message:
     return Message(topic_text, kind, stream, header, arrays)
 
 
+def decode_latest(frame) -> Message:
+    """One `<latest topic> <JSON header>` frame -> Message (kind and stream of the multipart topic it
+    mirrors; a heatmap's `heatmap.data` becomes `arrays["heatmap"]`)."""
+    raw = bytes(_frame_bytes(frame))
+    head, sep, body = raw.partition(b" ")
+    try:
+        latest = head.decode("ascii")
+    except UnicodeDecodeError:
+        raise WireError("topic of a single-frame message is not ASCII") from None
+    if not sep or not latest.startswith(LATEST_ROOT):
+        raise WireError(f"a single-frame message must be '{LATEST_ROOT}<kind>[.<stream>] <JSON>', got {latest[:80]!r}")
+    kind, stream = parse_topic(TOPIC_ROOT + latest[len(LATEST_ROOT):])
+    if kind not in LATEST_KINDS:
+        raise WireError(f"{kind!r} has no latest form")
+    try:
+        header = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise WireError(f"header of a single-frame message is not UTF-8 JSON: {err}") from None
+    validate_header(header, kind)
+    if stream is not None and header["stream"] != stream:
+        raise WireError(f"header stream {header['stream']!r} differs from the topic's {stream!r}")
+    if header["buffers"]:
+        raise WireError("a single-frame message has no buffer frames, but its header lists some")
+    arrays = {}
+    if kind == "heatmap":
+        data = _need(_need(header, "heatmap", dict), "data", list, "heatmap")
+        width = len(data[0]) if data and isinstance(data[0], list) else -1
+        if width <= 0 or not all(isinstance(row, list) and len(row) == width for row in data):
+            raise WireError("heatmap.data is not h rows of w numbers")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for row in data for v in row):
+            raise WireError("heatmap.data holds something that is not a number")
+        arrays["heatmap"] = np.array(data, dtype=np.float32)
+    return Message(latest, kind, stream, header, arrays, latest=True)
+
+
 # --- results ---------------------------------------------------------------------------------
 PEAK_KEYS = ("u", "v", "x", "y", "score")
 
@@ -286,7 +388,42 @@ def result_header(kind: str, loc: Localization) -> dict:
     }
     if kind == "heatmap":
         header["heatmap"] = {"range": list(loc.raw_range), "region": list(loc.region)}
+    # 1.1: every result says how loud its window was and, where the method has one, whether the
+    # sound looks visible; 1.0 readers ignore the keys.
+    if loc.activity is not None:
+        header["activity"] = loc.activity.to_json()
+    if loc.on_screen is not None:
+        header["on_screen"] = loc.on_screen.to_json()
     return header
+
+
+# --- tracks (1.1) ------------------------------------------------------------------------------
+TRACK_NUMBERS = ("x", "y", "u", "v", "vx", "vy", "vu", "vv", "score", "age_s")
+
+
+def tracks_header(loc: Localization, tracks, camera: str | None = None) -> dict:
+    """A `tracks` message: the result fields of `loc` plus its born tracks (`realtime.tracks.Track`)
+    and how their directions were made (`camera`: e.g. "hfov 90", None: no directions)."""
+    header = result_header("tracks", loc)
+    header["tracks"] = [t.to_json() for t in tracks]
+    header["camera"] = camera
+    return header
+
+
+def decode_tracks(msg: Message) -> list:
+    """The `realtime.tracks.Track`s of a validated `tracks` message, best score first."""
+    from soundlens.realtime.tracks import Track
+
+    if msg.kind != "tracks":
+        raise WireError(f"a {msg.kind} message carries no tracks")
+    fields = Track.__dataclass_fields__
+    out = []
+    for item in msg.header["tracks"]:
+        known = {k: item[k] for k in fields if k in item}
+        known.setdefault("hits", 0)
+        known.setdefault("missed", 0)
+        out.append(Track(**known))
+    return out
 
 
 def decode_localization(msg: Message) -> Localization:
@@ -310,4 +447,33 @@ def decode_localization(msg: Message) -> Localization:
         heatmap=msg.arrays.get("heatmap") if msg.kind == "heatmap" else None,
         raw_range=tuple(raw_range) if isinstance(raw_range, list) else None,
         region=tuple(region),
+        activity=_activity(h.get("activity")),
+        on_screen=_on_screen(h.get("on_screen")),
     )
+
+
+def _activity(value):
+    """A 1.1 `activity` object as `Activity`; None when absent (a 1.0 publisher) or not understood."""
+    from soundlens.realtime.activity import Activity
+
+    if not isinstance(value, dict):
+        return None
+    dbfs, silent, threshold = value.get("dbfs"), value.get("silent"), value.get("threshold_db")
+    if not _finite(dbfs) or not isinstance(silent, bool):
+        return None
+    return Activity(float(dbfs), silent, float(threshold) if _finite(threshold) else float("nan"))
+
+
+def _on_screen(value):
+    from soundlens.realtime.activity import OnScreen
+
+    if not isinstance(value, dict):
+        return None
+    similarity, visible, threshold = value.get("similarity"), value.get("visible"), value.get("threshold")
+    if not _finite(similarity) or not isinstance(visible, bool):
+        return None
+    return OnScreen(float(similarity), visible, float(threshold) if _finite(threshold) else float("nan"))
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

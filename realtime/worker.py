@@ -16,18 +16,20 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from soundlens.models.errors import SoundLensError
 from soundlens.realtime import wire
+from soundlens.realtime.activity import DEFAULT_SILENCE_DB
 from soundlens.realtime.localizer import Localizer
 from soundlens.realtime.peaks import map_region
 from soundlens.realtime.result import Localization
 from soundlens.realtime.ring import AudioRing, Frame, FrameRing
 from soundlens.realtime.sources.media import Pacer
 from soundlens.realtime.stats import LatencyWindow
+from soundlens.realtime.tracks import CameraModel, Tracker, TrackerConfig
 
 
 @dataclass
@@ -43,6 +45,10 @@ class WorkerConfig:
     audio_wait: float = 0.05  # live: how long to wait for audio to reach the frame time
     frame_wait: float = 0.5  # how long to wait for a new frame before re-checking the source
     threads: int | None = None  # torch CPU threads (None: torch's default)
+    silence_db: float = DEFAULT_SILENCE_DB  # windows quieter than this are silent: no peak feeds a track
+    on_screen_threshold: float | None = None  # None: the method's own (realtime.activity)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    camera: CameraModel | None = None  # directions of tracks; None publishes them without
 
 
 @dataclass
@@ -61,7 +67,9 @@ class InferenceWorker:
         if cfg.hop < 0:
             raise SoundLensError(f"--hop must be >= 0 seconds, got {cfg.hop}")
         self.localizer = Localizer(model, audio.sample_rate, device=cfg.device, model_id=model_id, peaks=cfg.peaks,
-                                   threads=cfg.threads)
+                                   threads=cfg.threads, silence_db=cfg.silence_db,
+                                   on_screen_threshold=cfg.on_screen_threshold)
+        self.tracker = Tracker(cfg.tracker.check(), cfg.camera)
         self.frames = frames
         self.audio = audio
         self.publisher = publisher
@@ -203,7 +211,7 @@ class InferenceWorker:
         self.inference.add_ns(infer_end - infer_start)
         media_s = None if self.media is None else round(self.media.media_s(frame.t_ns), 6)
         self.last = self.localizer.result(heat, frame, (first, samples.size), (infer_start, infer_end),
-                                          inference=self.stats.inferences, media_s=media_s)
+                                          inference=self.stats.inferences, media_s=media_s, samples=samples)
         self.stats.inferences += 1
         self._publish(self.last, frame.image)
 
@@ -218,6 +226,12 @@ class InferenceWorker:
         stream, publish = self.config.stream, self.publisher.publish
         publish("heatmap", stream, wire.result_header("heatmap", loc), {"heatmap": loc.heatmap})
         publish("peaks", stream, wire.result_header("peaks", loc))
+        # Media time where there is one: a fast (lock-step) file must not look like a fast-moving scene.
+        t = loc.frame.media_s if loc.frame.media_s is not None else loc.timing.capture_ns / 1e9
+        silent = loc.activity is not None and loc.activity.silent
+        tracks = self.tracker.update(loc.peaks, loc.frame.width, loc.frame.height, t, silent=silent)
+        camera = self.config.camera.source if self.config.camera is not None else None
+        publish("tracks", stream, wire.tracks_header(loc, tracks, camera))
         now = time.monotonic()
         if self.config.preview and now - self._last_preview >= 1.0 / self.config.preview_fps:
             self._last_preview = now
@@ -241,7 +255,10 @@ class InferenceWorker:
         loc = self.localizer
         out = {"hop_s": self.config.hop, "device": loc.describe_device(),
                "audio": {"sample_rate": loc.sample_rate, "window_samples": loc.window,
-                         "window_s": loc.window / loc.sample_rate}}
+                         "window_s": loc.window / loc.sample_rate, "silence_db": loc.silence_db},
+               "tracks": {**self.tracker.config.describe(),
+                          "camera": self.config.camera.source if self.config.camera is not None else None},
+               "on_screen": None if loc.on_screen is None else {"threshold": loc.on_screen.threshold}}
         if self.last is not None:
             w, h = self.last.frame.width, self.last.frame.height
             x0, y0, x1, y1 = map_region(w, h, loc.resize)

@@ -57,7 +57,7 @@ def test_malformed_and_truncated_messages_are_counted_and_skipped():
                 [b"soundlens.v1.heatmap.cam0", b'{"schema": "soundlens.heatmap"}'],  # fields missing
                 [good[0], good[1], good[2][:100]],  # truncated buffer
                 [good[0], good[1]],  # buffer frame missing
-                [good[0], good[1].replace(b'"version":[1,0]', b'"version":[9,0]'), good[2]],  # unknown major
+                [good[0], good[1].replace(b'"version":[1,', b'"version":[9,'), good[2]],  # unknown major
                 [b"soundlens.v1.heatmap.cam0", b"[]", b""],  # header not an object
                 [b"soundlens.v1.heatmap.\xff", good[1], good[2]],  # topic not ASCII
             ]

@@ -37,6 +37,44 @@ def add_pipeline_arguments(parser) -> None:
     parser.add_argument("--peaks", type=int, default=3, help="peaks published per heatmap (default 3)")
     parser.add_argument("--preview", action="store_true", help="also publish a JPEG of each frame used (<= 10 Hz)")
     parser.add_argument("--seconds", type=float, default=None, metavar="S", help="stop after S seconds")
+    add_track_arguments(parser)
+
+
+def add_track_arguments(parser) -> None:
+    """Tracks, directions and activity (docs/protocol.md §4.5)."""
+    camera = parser.add_mutually_exclusive_group()
+    camera.add_argument("--intrinsics", metavar="FILE", default=None,
+                        help="camera calibration (OpenCV YAML/XML or JSON: camera_matrix, distortion_coefficients): "
+                             "tracks get azimuth/elevation in degrees")
+    camera.add_argument("--hfov", type=float, default=None, metavar="DEG",
+                        help="horizontal field of view of a pinhole camera, for track directions without a calibration")
+    parser.add_argument("--silence-db", type=float, default=-50.0, metavar="DB",
+                        help="audio windows quieter than this (dBFS RMS) are silence: no track is born from them "
+                             "(default -50)")
+    parser.add_argument("--on-screen-threshold", type=float, default=None, metavar="SIM",
+                        help="cosine similarity from which a sound counts as on screen (default: the method's own)")
+    parser.add_argument("--track-birth", type=int, default=3, metavar="N",
+                        help="consecutive heatmaps a peak must persist before its track gets an id (default 3)")
+    parser.add_argument("--track-death", type=int, default=5, metavar="M",
+                        help="consecutive heatmaps without its peak after which a track ends (default 5)")
+    parser.add_argument("--track-gate", type=float, default=0.15, metavar="F",
+                        help="farthest a peak may move between heatmaps, fraction of the frame diagonal (default 0.15)")
+    parser.add_argument("--track-min-score", type=float, default=0.5, metavar="S",
+                        help="weakest peak score (0-1) that feeds a track (default 0.5)")
+
+
+def track_config(args):
+    """(TrackerConfig, CameraModel or None) from the flags of add_track_arguments."""
+    from soundlens.realtime.tracks import CameraModel, TrackerConfig, load_intrinsics
+
+    tracker = TrackerConfig(birth_frames=args.track_birth, death_misses=args.track_death, gate=args.track_gate,
+                            min_score=args.track_min_score).check()
+    camera = None
+    if args.intrinsics:
+        camera = load_intrinsics(args.intrinsics)
+    elif args.hfov is not None:
+        camera = CameraModel.from_hfov(args.hfov)
+    return tracker, camera
 
 
 def add_arguments(parser) -> None:
@@ -114,9 +152,11 @@ def pipeline_config(args, hop: float):
 
     if args.peaks < 0:
         raise SoundLensError(f"--peaks must be >= 0, got {args.peaks}")
+    tracker, camera = track_config(args)
     return LiveConfig(
         worker=WorkerConfig(hop=hop, device=args.device, stream=args.stream, peaks=args.peaks,
-                            preview=args.preview),
+                            preview=args.preview, silence_db=args.silence_db,
+                            on_screen_threshold=args.on_screen_threshold, tracker=tracker, camera=camera),
         publisher=PublisherConfig(address=args.publish, insecure=args.insecure,
                                   curve_secret_file=args.curve_secret),
         seconds=args.seconds,
