@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "generate the procedural audio-visual benchmark (pairs or videos)"),
     "live": ("live", "camera/video/synthetic + microphone -> heatmaps published over ZeroMQ"),
     "view": ("view", "window showing a live stream: frame, heatmap, peaks, fps/latency/drops"),
+    "record": ("record", "record a live stream's messages into an MCAP file (crash-safe chunks)"),
+    "replay": ("replay", "republish an MCAP recording with its original timing"),
     "analyze": ("analyze", "heatmap on every frame of a recorded video: overlay mp4 (with its sound) + JSONL"),
     "bench": ("bench", "benchmarks: 'bench live' measures heatmaps/s, latency and CPU of the live pipeline"),
     "import": ("import_cmd", "convert an official release's checkpoint (.pth) to a SoundLens checkpoint"),
