@@ -158,17 +158,17 @@ def load_intrinsics(path: str | Path) -> CameraModel:
     else:
         try:
             fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
+            try:
+                for key in (*MATRIX_KEYS, *DIST_KEYS, "image_width", "image_height"):
+                    value = _node_value(fs.getNode(key))
+                    if value is not None:
+                        fields[key] = value
+            finally:
+                fs.release()
         except (cv2.error, SystemError) as err:  # a parse error surfaces as either, by OpenCV version
             detail = getattr(err, "msg", None) or str(err.__cause__ or err)
             raise SoundLensError(f"--intrinsics: OpenCV cannot read {path} ({detail.strip()}); "
                                  "it expects a cv2.FileStorage YAML/XML or a .json file") from None
-        try:
-            for key in (*MATRIX_KEYS, *DIST_KEYS, "image_width", "image_height"):
-                value = _node_value(fs.getNode(key))
-                if value is not None:
-                    fields[key] = value
-        finally:
-            fs.release()
     matrix = next((fields[k] for k in MATRIX_KEYS if fields.get(k) is not None), None)
     if matrix is None:
         raise SoundLensError(f"--intrinsics: {path} has no camera_matrix (3x3); OpenCV's calibration writes one")

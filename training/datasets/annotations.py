@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,8 +134,25 @@ def _read_json(path: Path):
         return json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise SoundLensError(f"annotation file {path} does not exist; pass an existing file") from None
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise SoundLensError(f"{path} is not valid JSON ({err}); pass a VGG-SS or Flickr boxes JSON") from None
+    except IsADirectoryError:
+        raise SoundLensError(f"{path} is a directory; pass an annotation file") from None
+
+
+def _boxes(value, where: str, convert=float, length: int | None = None) -> tuple[tuple, ...]:
+    """A list of boxes, each a list of numbers (of `length` when given), converted with `convert`;
+    one SoundLensError naming the entry for anything else (a hand-edited file, another format)."""
+    try:
+        if not isinstance(value, list) or not all(isinstance(b, list) for b in value):
+            raise TypeError
+        boxes = tuple(tuple(convert(v) for v in b) for b in value)
+    except (TypeError, ValueError, OverflowError):
+        raise SoundLensError(f"{where}: boxes must be a list of [x1, y1, x2, y2] number lists, got "
+                             f"{json.dumps(value)[:80]}") from None
+    if length is not None and any(len(b) != length for b in boxes):
+        raise SoundLensError(f"{where}: every box needs {length} numbers, got {json.dumps(value)[:80]}")
+    return boxes
 
 
 def _report(annotations: AnnotationSet, warn: bool) -> AnnotationSet:
@@ -160,7 +178,7 @@ def vggss_from_list(records: list, source: str = "", warn: bool = True) -> Annot
             raise SoundLensError(f"{source}: entry {n} is not a {{file, class, bbox}} record; "
                                  "pass a VGG-SS-format annotation list")
         sample_id = strip_extension(str(rec["file"]))
-        boxes = tuple(tuple(float(v) for v in b) for b in rec["bbox"])
+        boxes = _boxes(rec["bbox"], f"{source}: entry {n} ({sample_id})")
         for k, box in enumerate(boxes):
             if gtm.box_is_corrupt(box):
                 corrupt.append((sample_id, k))
@@ -187,7 +205,8 @@ def load_vggss_json(path: str | Path, warn: bool = True) -> AnnotationSet:
 
 
 def _flickr_set(boxes: dict[str, list], source: str, warn: bool) -> AnnotationSet:
-    entries = {k: BoxAnnotation(k, tuple(tuple(int(v) for v in b) for b in bs)) for k, bs in boxes.items()}
+    # int() of each coordinate, as the official readers do (Flickr boxes are whole 256-frame pixels).
+    entries = {k: BoxAnnotation(k, _boxes(bs, f"{source}: {k}", int, 4)) for k, bs in boxes.items()}
     silent = [k for k, e in entries.items() if not e.boxes]
     empty = [k for k, e in entries.items() if e.boxes and not gtm.flickr_consensus_map(e.boxes).any()]
     return _report(AnnotationSet("flickr", entries, source, [], empty, silent), warn)
@@ -208,7 +227,13 @@ def load_flickr_xml_dir(directory: str | Path, warn: bool = True) -> AnnotationS
     files = sorted(directory.glob("*.xml"))
     if not files:
         raise SoundLensError(f"{directory} has no .xml files; pass the Flickr-SoundNet Annotations directory")
-    boxes = {f.name.split(".")[0]: gtm.parse_flickr_xml(f) for f in files}
+    boxes = {}
+    for f in files:
+        try:
+            boxes[f.name.split(".")[0]] = gtm.parse_flickr_xml(f)
+        except (ET.ParseError, ValueError, TypeError) as err:  # TypeError: a coordinate element without text
+            raise SoundLensError(f"{f} is not a Flickr-SoundNet annotation ({err}); each <bbox> holds a first "
+                                 "element and xmin, ymin, xmax, ymax integers") from None
     return _flickr_set(boxes, str(directory), warn)
 
 
@@ -226,7 +251,7 @@ def pixel_boxes_from_list(records: list, source: str = "", warn: bool = True) ->
         parts = str(rec["image"]).replace("\\", "/").split("/")
         sample_id = Path(parts[-1]).stem
         category = parts[-3] if len(parts) >= 5 and parts[-5] == "visual_frames" else None
-        box = tuple(float(v) for v in rec["gt_box"])
+        (box,) = _boxes([rec["gt_box"]], f"{source}: entry {n} ({sample_id})", float, 4)
         entries[sample_id] = BoxAnnotation(sample_id, (box,), category)
         if not gtm.pixel_union_map([box]).any():
             empty.append(sample_id)

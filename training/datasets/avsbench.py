@@ -39,6 +39,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
             return list(csv.DictReader(f))
     except FileNotFoundError:
         raise SoundLensError(f"{path} does not exist; point --root at the AVSBench directory holding it") from None
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise SoundLensError(f"{path} is not a UTF-8 CSV file ({err}); use the metadata CSV AVSBench ships") from None
 
 
 def read_s4_meta(path: str | Path) -> list[AVSVideo]:
@@ -46,8 +48,11 @@ def read_s4_meta(path: str | Path) -> list[AVSVideo]:
     rows = _rows(Path(path))
     if rows and not {"name", "category", "split"} <= set(rows[0]):
         raise SoundLensError(f"{path}: expected columns name,start,category,split")
-    return [AVSVideo(r["name"], r["split"], r["category"], int(r["start"]) if r.get("start") else None)
-            for r in rows]
+    try:
+        return [AVSVideo(r["name"], r["split"], r["category"], int(r["start"]) if r.get("start") else None)
+                for r in rows]
+    except ValueError as err:
+        raise SoundLensError(f"{path}: the start column must hold whole seconds ({err})") from None
 
 
 def read_ms3_meta(path: str | Path) -> list[AVSVideo]:
