@@ -18,6 +18,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stream", default="cam0", help="stream name to show (default cam0)")
     parser.add_argument("--curve-server-key", metavar="KEY|FILE", default=None,
                         help="the publisher's CURVE public key (z85 text or its server.key file)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow a non-loopback --connect address without CURVE (clear text)")
     parser.add_argument("--stale", type=float, default=3.0, metavar="S",
                         help="seconds without messages before the publisher is reported lost (default 3)")
     add_viewer_arguments(parser)
@@ -51,8 +53,11 @@ def run(args) -> int:
         raise SoundLensError(f"--seconds must be > 0, got {args.seconds}")
     if args.stale <= 0:
         raise SoundLensError(f"--stale must be > 0 seconds, got {args.stale}")
+    from soundlens.realtime.recording import check_connect
     from soundlens.realtime.viewer import display_available, run_viewer
 
+    # `live`'s rule from the client side: off this machine only encrypted, or with an explicit --insecure.
+    check_connect(args.connect, args.curve_server_key, args.insecure)
     offscreen = False
     if not display_available():
         if not args.screenshot or args.seconds is None:
