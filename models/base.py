@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from soundlens.models.encoders import build_encoder, load_pretrained
+from soundlens.models.errors import SoundLensError
 from soundlens.models.frontends import AudioFrontend
 from soundlens.models.images import prepare_images
 from soundlens.models.presets import audio_preset, image_preset
@@ -25,6 +26,9 @@ class MethodConfig:
     audio_preset: str = "ezvsl"
     image_preset: str | None = None  # None: "lite" for the lite encoder, else the method's own
     pretrained_image: str | None = None  # local file with image-trunk weights (never downloaded)
+    # The lite image trunk's padding mode (models.encoders.LiteTrunk says why "replicate");
+    # checkpoints saved without this field were trained with "zeros" and load that way.
+    lite_padding: str = "replicate"
 
     official_image_preset: ClassVar[str] = "ezvsl"
 
@@ -70,7 +74,12 @@ class SoundLocalizer(nn.Module):
         """Image (3-ch) and audio (1-ch) trunks; the lite encoder replaces both when configured."""
         if self.config.encoder == "lite":
             image_name, audio_name = "lite", "lite_audio"
-        imgnet, audnet = build_encoder(image_name, 3), build_encoder(audio_name, 1)
+        elif self.config.encoder == "efficientnet_lite0":
+            image_name = audio_name = "efficientnet_lite0"
+        elif self.config.encoder not in (image_name, "resnet18", "resnet18_lvs"):
+            raise SoundLensError(f"{self.method} cannot use encoder '{self.config.encoder}'; choose lite, "
+                                 f"efficientnet_lite0 or its own {image_name}")
+        imgnet, audnet = build_encoder(image_name, 3, padding=self.config.lite_padding), build_encoder(audio_name, 1)
         if self.config.pretrained_image:
             load_pretrained(imgnet, self.config.pretrained_image)
         return imgnet, audnet

@@ -131,7 +131,9 @@ def load(name_or_path: str | Path, device: str | torch.device | None = None):
     if meta.get("format_version") != FORMAT_VERSION:
         raise SoundLensError(f"{path} uses checkpoint format {meta.get('format_version')}; this SoundLens "
                              f"reads format {FORMAT_VERSION}: upgrade SoundLens")
-    model = create(meta["method"], **json.loads(meta["config"]))
+    config = json.loads(meta["config"])
+    config.setdefault("lite_padding", "zeros")  # written before the field existed: trained with zero padding
+    model = create(meta["method"], **config)
     state = load_file(str(path))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

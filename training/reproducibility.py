@@ -2,9 +2,13 @@
 
 Two runs with the same seed on the same machine are bit-identical when `--deterministic` is set
 (torch's deterministic algorithms; the data order, the augmentations and the procedural scenes are
-seeded already). Across machines they are not: ATen picks its CPU kernels by capability (AVX-512,
-AVX2 or plain code, `ATEN_CPU_CAPABILITY` forces one), oneDNN has its own ISA dispatch, and the
-thread count sets the order of reductions. `numerics()` records all of that next to the seed, in
+seeded already). Across machines they are not, and three libraries choose kernels independently:
+ATen by capability (AVX-512, AVX2 or plain code; `ATEN_CPU_CAPABILITY` forces one), oneDNN (the
+convolutions) by its own ISA dispatch (`ONEDNN_MAX_CPU_ISA` caps it) and MKL (matrix products) by
+its code branch (`MKL_CBWR`); the thread count sets the order of reductions. Forcing ATen alone
+leaves oneDNN and MKL on the machine's best kernels, so `ATEN_CPU_CAPABILITY=avx2` on an AVX-512 CPU
+does not compute what an AVX2 CPU computes. `NUMERICS_PROFILES` names environments that change all
+three at once (the learning tests' variation); `numerics()` records all of it next to the seed, in
 the run's log and in every checkpoint, so a number can be traced to the configuration that made it.
 """
 
@@ -14,6 +18,16 @@ import os
 import platform
 
 import torch
+
+# Environment of a process (read when torch starts) that picks one kind of kernel in each library.
+# "native": the machine's best; "default": the plain kernels every x86-64 CPU runs, the numerics most
+# unlike an AVX-512 or AVX2 machine's; "avx2": what an AVX2-only CPU computes (on any AVX2 CPU).
+NUMERICS_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+NUMERICS_PROFILES: dict[str, dict[str, str]] = {
+    "native": {},
+    "default": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_CBWR": "COMPATIBLE"},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"},
+}
 
 
 def set_deterministic(enabled: bool) -> None:
@@ -31,7 +45,8 @@ def numerics(seed: int | None = None) -> dict:
     determinism, CUDA device (None on CPU), Python and machine."""
     info = {
         "seed": seed, "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "aten_cpu_capability_env": os.environ.get("ATEN_CPU_CAPABILITY"), "threads": torch.get_num_threads(),
+        "aten_cpu_capability_env": os.environ.get("ATEN_CPU_CAPABILITY"),
+        "kernel_env": {k: os.environ[k] for k in NUMERICS_ENV if k in os.environ}, "threads": torch.get_num_threads(),
         "mkldnn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
         "deterministic": torch.are_deterministic_algorithms_enabled(), "python": platform.python_version(),
         "machine": platform.machine(), "cuda": None,

@@ -7,8 +7,10 @@ visible object at random (about 42 %). Methods train with their short-run option
 
 Each run is a process of its own (tests/models/learning_run.py), so the numerics vary as they do
 between machines: every method runs twice, on this CPU's own kernels and on the configuration most
-unlike it (`ATEN_CPU_CAPABILITY=default`, one thread). `make test-robust` runs the whole matrix,
-seeds x capabilities x threads, and writes the table (docs/benchmarks.md#learning-robustness).
+unlike it (the "default" numerics profile: plain ATen, oneDNN and MKL kernels; one thread).
+`make test-robust` runs the whole matrix, seeds x profiles x threads, and writes the table
+(docs/benchmarks.md#learning-robustness). Runs that train on the same scenes generate them once
+(`learning_run.cached_pairs`).
 """
 
 from __future__ import annotations
@@ -36,14 +38,23 @@ from soundlens.training.synth.pairs import SynthPairs
 IN_DEFAULT_RUN = ("ezvsl", "lvs")
 REQUIRED_HIT_RATE = {"ezvsl": 0.70, "lvs": 0.70}
 DEFAULT_REQUIRED = 0.60
-# name -> (ATEN_CPU_CAPABILITY or None for the CPU's own, threads)
-CONFIGS = {"native, 2 threads": (None, 2), "ATEN default, 1 thread": ("default", 1)}
+# name -> (numerics profile, training.reproducibility.NUMERICS_PROFILES; threads)
+CONFIGS = {"native, 2 threads": ("native", 2), "default kernels, 1 thread": ("default", 1)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pairs_cache(tmp_path_factory):
+    """One copy of each run's procedural scenes for this module's runs (learning_run.cached_pairs)."""
+    folder = tmp_path_factory.mktemp("pairs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOUNDLENS_PAIRS_CACHE", str(folder))
+        yield folder
 
 
 def _check(method: str, results: dict[str, dict]) -> None:
     required = REQUIRED_HIT_RATE.get(method, DEFAULT_REQUIRED)
     for name, r in results.items():
-        print(f"{method} [{name}: {r['capability']}, {r['threads']} thread(s)]: hit rate {r['before']:.2f} -> "
+        print(f"{method} [{name}: ATen {r['capability']}, {r['kernel_env']}, {r['threads']} thread(s)]: hit rate {r['before']:.2f} -> "
               f"{r['after']:.2f} (random object {RANDOM_OBJECT_RATE}), loss {r['loss'][0]:.3f} -> {r['loss'][-1]:.3f}, "
               f"{r['seconds']:.0f} s")
     for name, r in results.items():
@@ -57,20 +68,20 @@ def _check(method: str, results: dict[str, dict]) -> None:
     m if m in IN_DEFAULT_RUN else pytest.param(m, marks=pytest.mark.slow) for m in models.available() if m != "jsa"
 ])
 def test_method_learns_to_localize_on_native_and_unlike_numerics(method):
-    running = {name: start_config(method, 0, cap, threads) for name, (cap, threads) in CONFIGS.items()}
+    running = {name: start_config(method, 0, profile, threads) for name, (profile, threads) in CONFIGS.items()}
     _check(method, {name: result_of(proc) for name, proc in running.items()})
 
 
 def _matrix() -> list[tuple[int, str, int]]:
-    capabilities = ("default", "avx2") if platform.machine().lower() in ("x86_64", "amd64") else ("default",)
-    return list(itertools.product((0, 1, 2), capabilities, (1, 2)))
+    profiles = ("default", "avx2") if platform.machine().lower() in ("x86_64", "amd64") else ("default",)
+    return list(itertools.product((0, 1, 2), profiles, (1, 2)))
 
 
 @pytest.mark.robust
 @pytest.mark.timeout(3 * 3600)  # twelve training runs: ~30 minutes on 2 cores (pyproject's 900 s is per test)
 @pytest.mark.parametrize("method", IN_DEFAULT_RUN)
 def test_learning_survives_seeds_capabilities_and_threads(method):
-    """seeds {0, 1, 2} x ATEN_CPU_CAPABILITY {default, avx2} x threads {1, 2}, two runs at a time.
+    """seeds {0, 1, 2} x numerics profile {default, avx2} x threads {1, 2}, two runs at a time.
     Writes the table to $SOUNDLENS_ROBUST_OUT (default bench_results/robust)/<method>.{json,md}."""
     configs = sorted(_matrix(), key=lambda c: c[2])  # one-thread runs two at a time first, then the two-thread ones
     out = Path(os.environ.get("SOUNDLENS_ROBUST_OUT", Path(__file__).resolve().parents[2] / "bench_results" / "robust"))
@@ -82,13 +93,13 @@ def test_learning_survives_seeds_capabilities_and_threads(method):
     free = [n_cores]  # never more torch threads than cores: oversubscribed runs crawl
 
     def one(config):
-        seed, cap, threads = config
+        seed, profile, threads = config
         need = min(threads, n_cores)
         with cores:
             cores.wait_for(lambda: free[0] >= need)
             free[0] -= need
         try:
-            result = result_of(start_config(method, seed, cap, threads))
+            result = result_of(start_config(method, seed, profile, threads))
         finally:
             with cores:
                 free[0] += need
@@ -107,12 +118,12 @@ def test_learning_survives_seeds_capabilities_and_threads(method):
 
 def robust_table(method: str, results: list[dict]) -> str:
     """A Markdown table: one row per configuration, then the mean, spread and minimum."""
-    rows = [f"| {method} | {r['seed']} | {r['capability']} | {r['threads']} | {r['before']:.3f} | {r['after']:.3f} | "
-            f"{r['seconds']:.0f} s |" for r in results]
+    rows = [f"| {method} | {r['seed']} | {r['profile']} (ATen {r['capability']}) | {r['threads']} | {r['before']:.3f} | "
+            f"**{r['after']:.3f}** | {r['seconds']:.0f} s |" for r in results]
     after = torch.tensor([r["after"] for r in results])
     summary = (f"mean {after.mean():.3f} ± {after.std(unbiased=True):.3f} (sample std), min {after.min():.3f}, "
                f"max {after.max():.3f} over {len(results)} runs; torch {results[0]['torch']}")
-    head = ["| method | seed | capability | threads | hit rate untrained | trained | time |", "|---|---:|---|---:|---:|---:|---:|"]
+    head = ["| method | seed | numerics | threads | untrained | trained | time |", "|---|---:|---|---:|---:|---:|---:|"]
     return "\n".join(head + rows + ["", summary, ""])
 
 
@@ -125,7 +136,7 @@ def test_jsa_aligns_its_target_slots_and_finds_the_object():
     limit on multi-source data). What it must learn: target slots that match across modalities
     (audio -> image retrieval far above chance) and a map on the object in one-object scenes.
     Measured (one run): single-object hit rate 0.98, a->i R@1 0.96 (chance ~0.08), 2-3 objects 0.39."""
-    from learning_run import BATCH, EPOCHS, TRAIN_PAIRS
+    from learning_run import BATCH, EPOCHS, TRAIN_PAIRS  # 3 epochs
     from soundlens.training.engine import model_inputs
     from soundlens.training.metrics.retrieval import recall_at_k
     from soundlens.training.params import short_run_lr
