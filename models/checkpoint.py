@@ -66,6 +66,13 @@ def save(model, path: str | Path, trained_on: dict | None = None) -> Path:
     return path
 
 
+def _is_tensor_entry(entry) -> bool:
+    """A safetensors index entry: {"dtype", "shape", "data_offsets": [begin, end]} with 0 <= begin <= end."""
+    offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+    return (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1] and isinstance(entry.get("shape"), list))
+
+
 def read_header(path: Path) -> tuple[dict, dict]:
     """(tensor index, metadata) of a safetensors file, with a clear error for anything else."""
     size = path.stat().st_size
@@ -82,8 +89,10 @@ def read_header(path: Path) -> tuple[dict, dict]:
         try:
             index = json.loads(head[8:] + f.read(n - 1))
         except ValueError:
-            raise SoundLensError(f"{path} has a corrupt safetensors header; re-download or re-save it") from None
-    metadata = index.pop("__metadata__", {}) or {}
+            index = None
+    metadata = index.pop("__metadata__", {}) if isinstance(index, dict) else None
+    if not (isinstance(metadata, dict) and all(_is_tensor_entry(t) for t in index.values())):
+        raise SoundLensError(f"{path} has a corrupt safetensors header; re-download or re-save it")
     end = max((t["data_offsets"][1] for t in index.values()), default=0)
     if 8 + n + end > size:
         raise SoundLensError(f"{path} is truncated: {size} bytes on disk, {8 + n + end} expected; "
