@@ -25,6 +25,7 @@ import collections
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -32,6 +33,7 @@ from pathlib import Path
 import av
 import numpy as np
 from soundlens.models.errors import SoundLensError
+from soundlens.realtime.activity import DEFAULT_SILENCE_DB
 from soundlens.realtime.clock import FixedClock
 from soundlens.realtime.localizer import Localizer
 from soundlens.realtime.overlay import OverlayPainter
@@ -58,6 +60,8 @@ class AnalyzeConfig:
     preset: str = "veryfast"  # x264 speed preset
     progress: bool = True  # tqdm bar on stderr
     max_pending: int = 64  # frames held while waiting for their audio (interleaving), beyond: infer anyway
+    silence_db: float = DEFAULT_SILENCE_DB  # results' `activity` threshold
+    on_result: Callable[[Localization], None] | None = None  # sees every result in file order (--mcap)
 
 
 @dataclass
@@ -223,7 +227,8 @@ class _Analysis:
         self.fps = float(video_in.average_rate or video_in.guessed_rate or 30)
         sr = model.audio_preset.sample_rate
         self.reader = VideoReader(container, sr, fps=self.fps)
-        self.localizer = Localizer(model, sr, device=config.device, model_id=model_id, peaks=config.peaks)
+        self.localizer = Localizer(model, sr, device=config.device, model_id=model_id, peaks=config.peaks,
+                                   silence_db=config.silence_db)
         self.ring = AudioRing.for_seconds(model.audio_preset.input_seconds + 30.0, sr, FixedClock(sr))
         self.placer = AudioPlacer(sr)
         self.painter = OverlayPainter(self.localizer.resize)
@@ -362,8 +367,11 @@ class _Analysis:
             for i, heat in zip(group, maps):
                 frame = entries[i].frame
                 entries[i].result = loc.result(heat, frame, (windows[i][0], length), (start, end),
-                                               inference=self.summary.inferences, media_s=round(frame.t_ns / 1e9, 6))
+                                               inference=self.summary.inferences, media_s=round(frame.t_ns / 1e9, 6),
+                                               samples=windows[i][1])
                 self.summary.inferences += 1
+                if self.config.on_result is not None:
+                    self.config.on_result(entries[i].result)
         for e in entries:
             e.done = True
 
@@ -402,9 +410,18 @@ def analyze_video(model, video_path: str | os.PathLike, out_path: str | os.PathL
     src, out, jsonl = _checked_paths(config, video_path, out_path, jsonl_path)
     started = time.monotonic()
     container = open_video(src, NO_AUDIO)
+    analysis = None
     try:
         analysis = _Analysis(model, container, src, out, config, model_id)
         broken = analysis.run(jsonl)
+    except OSError as err:  # PyAV's av.error.OSError too: a full or vanished disk, one line, not a traceback
+        done = analysis.summary.frames if analysis is not None else 0
+        raise SoundLensError(
+            f"writing the results failed after {done} frames: {err.strerror or err}"
+            + (f" ({err.filename})" if getattr(err, "filename", None) else "")
+            + f"; {jsonl} holds complete rows up to there" * bool(jsonl)
+            + "; an mp4 cut off this way lacks its index: free some space (or write elsewhere) and run again"
+        ) from None
     finally:
         container.close()
     analysis.summary.wall_s = time.monotonic() - started

@@ -275,6 +275,75 @@ class Recorder:
         self.close()
 
 
+class ResultRecorder:
+    """Results made offline (`soundlens analyze --mcap`) written as a recording of the live stream:
+    `heatmap`, `peaks` and `tracks` messages encoded by `realtime.wire`, `log_time` = the frame's media
+    time, so `replay` plays them at the video's pace and every subscriber reads them unchanged."""
+
+    def __init__(self, path: str | Path, stream: str = "cam0", tracker=None, camera: str | None = None,
+                 meta: dict | None = None):
+        import uuid
+
+        from mcap.writer import CompressionType, Writer
+
+        self.path = Path(path)
+        if self.path.suffix.lower() != ".mcap":
+            raise SoundLensError(f"--mcap {self.path}: give a name ending in .mcap")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "wb")  # closed in close()
+        except OSError as err:
+            raise SoundLensError(f"cannot write {self.path}: {err.strerror}") from None
+        self._writer = Writer(self._file, compression=CompressionType.ZSTD)
+        self._writer.start(profile=PROFILE, library="soundlens")
+        self.stream, self.tracker, self.camera = wire.check_stream(stream), tracker, camera
+        self.session = uuid.uuid4().hex
+        self.meta = meta or {}
+        self._seq: dict[str, int] = {}
+        self._channels: dict[str, int] = {}
+        self.written = 0
+
+    def _put(self, kind: str, header: dict, buffers: dict | None, t_ns: int) -> None:
+        topic = wire.topic(kind, None if kind == "status" else self.stream)
+        seq = self._seq.get(topic, 0)
+        self._seq[topic] = seq + 1
+        mono = {**header.get("mono_ns", {}), "publish": header.get("mono_ns", {}).get("infer_end", t_ns)}
+        parts = wire.encode(kind, self.stream, {**header, "session": self.session, "seq": seq, "mono_ns": mono},
+                            buffers)
+        channel = self._channels.get(topic)
+        if channel is None:
+            channel = self._writer.register_channel(topic, ENCODING, 0, {"protocol": PROFILE})
+            self._channels[topic] = channel
+        try:
+            self._writer.add_message(channel, log_time=t_ns, data=pack_frames(parts[1:]), publish_time=t_ns,
+                                     sequence=self.written)
+        except OSError as err:
+            raise SoundLensError(f"writing {self.path} failed: {err.strerror}") from None
+        self.written += 1
+
+    def add(self, loc) -> None:
+        """One `Localization` (its frame's media time orders and times it)."""
+        t_ns = int(round((loc.frame.media_s or 0.0) * 1e9))
+        if loc.inference == 0:
+            self._put("meta", {"stamp_ns": t_ns, "mono_ns": {"publish": t_ns}, **self.meta}, None, t_ns)
+        self._put("heatmap", wire.result_header("heatmap", loc), {"heatmap": loc.heatmap}, t_ns)
+        self._put("peaks", wire.result_header("peaks", loc), None, t_ns)
+        if self.tracker is not None:
+            silent = loc.activity is not None and loc.activity.silent
+            tracks = self.tracker.update(loc.peaks, loc.frame.width, loc.frame.height, t_ns / 1e9, silent=silent)
+            self._put("tracks", wire.tracks_header(loc, tracks, self.camera), None, t_ns)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.finish()
+                self._file.close()
+            except OSError as err:
+                raise SoundLensError(f"finishing {self.path} failed: {err.strerror}") from None
+            finally:
+                self._writer = None
+
+
 # --- reading -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Recorded:

@@ -6,6 +6,10 @@ H.264 overlay video with the original sound and, with --jsonl, one JSON row per 
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+
 from soundlens.models.errors import SoundLensError
 
 
@@ -24,7 +28,32 @@ def add_arguments(parser) -> None:
                         help="seconds between heatmaps; frames in between show the last one (default 0: every frame)")
     parser.add_argument("--peaks", type=int, default=3, help="peaks per frame (default 3)")
     parser.add_argument("--crf", type=int, default=20, help="H.264 quality, lower is better (default 20)")
+    parser.add_argument("--mcap", metavar="OUT.mcap", default=None,
+                        help="also write the results as a recording of the live stream (heatmap, peaks, tracks "
+                             "messages at the video's times): 'soundlens replay' publishes it")
+    parser.add_argument("--stream", default="cam0", help="--mcap: stream name in the topics (default cam0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    from soundlens.tools.commands.live import add_track_arguments
+
+    add_track_arguments(parser)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM (a service manager, `kill`) closes the outputs as Ctrl-C does: a playable video and whole
+    JSONL lines up to that point, instead of an mp4 without its index."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run(args) -> int:
@@ -40,11 +69,28 @@ def run(args) -> int:
     # torch, the model zoo and PyAV load once the arguments are checked, not for --help.
     from soundlens import models
     from soundlens.realtime.analyze import AnalyzeConfig, analyze_video
+    from soundlens.tools.commands.live import track_config
 
+    tracker_config, camera = track_config(args)
     model = models.load(args.model)
     config = AnalyzeConfig(batch=args.batch, hop=args.hop, device=args.device, peaks=args.peaks, crf=args.crf,
-                           progress=not args.quiet)
-    summary = analyze_video(model, args.video, args.out, args.jsonl, config, model_id=str(args.model))
+                           progress=not args.quiet, silence_db=args.silence_db)
+    results = None
+    if args.mcap:
+        from soundlens.realtime.recording import ResultRecorder
+        from soundlens.realtime.tracks import Tracker
+
+        meta = {"model": {"id": str(args.model), **models.describe(model)},
+                "sources": [{"kind": "video", "name": str(args.video)}]}
+        results = ResultRecorder(args.mcap, args.stream, Tracker(tracker_config, camera),
+                                 camera.source if camera is not None else None, meta)
+        config.on_result = results.add
+    try:
+        with terminate_as_interrupt():
+            summary = analyze_video(model, args.video, args.out, args.jsonl, config, model_id=str(args.model))
+    finally:
+        if results is not None:
+            results.close()
     rows = f" and {summary.frames} rows to {args.jsonl}" if args.jsonl else ""
     print(f"soundlens analyze: {summary.frames} frames ({summary.seconds:.2f} s), {summary.inferences} heatmaps "
           f"on {summary.device} in {summary.wall_s:.1f} s -> {args.out} (audio {summary.audio}){rows}", flush=True)

@@ -84,6 +84,7 @@ def run(args) -> int:
     print(f"soundlens record: {s.written} messages ({s.bytes_written / 1e6:.2f} MB) in {len(s.topics)} topics "
           f"-> {args.out}; {s.dropped} dropped", flush=True)
     if recorder.error:
-        raise SoundLensError(f"{recorder.error}; the file holds the {s.written} messages written before "
-                             "(free some space or record elsewhere)")
+        raise SoundLensError(f"{recorder.error}; the file is readable up to its last complete chunk (at most "
+                             f"--flush {args.flush:g} s before the error; 'soundlens replay' plays it): free some "
+                             "space or record elsewhere")
     return 0
