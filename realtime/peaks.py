@@ -38,8 +38,11 @@ def map_region(width: int, height: int, resize: str = "square") -> tuple[float, 
 
 
 def local_maxima(heatmap: np.ndarray) -> np.ndarray:
-    """Boolean mask of cells >= all 8 neighbours and > at least one (a flat stretch of background is
-    no peak); on a plateau only its first cell in raster order."""
+    """Boolean mask of the peaks of a map (docs/protocol.md §4.2): a cell is one when it is > each
+    neighbour that comes before it in row-major order (the three above it and the one to its left),
+    >= each neighbour after it, and > at least one neighbour (a flat stretch of background is no
+    peak). Cells outside the map do not count. So two equal neighbouring cells give one peak, the
+    first in row-major order."""
     m = np.asarray(heatmap, dtype=np.float64)
     h, w = m.shape
     padded = np.pad(m, 1, constant_values=np.nan)  # NaN compares False: borders neither win nor lose
@@ -58,14 +61,17 @@ def local_maxima(heatmap: np.ndarray) -> np.ndarray:
 
 
 def _subcell(values: np.ndarray, i: int) -> float:
-    """Vertex offset in [-0.5, 0.5] of the parabola through values[i-1:i+2] (0 at a border)."""
+    """Vertex offset in [-0.5, 0.5] of the parabola through values[i-1:i+2] (0 at a border).
+
+    In double precision, in this order, so a client in any language that follows docs/protocol.md
+    §4.2 gets the same bits from the same float32 map."""
     if i == 0 or i == len(values) - 1:
         return 0.0
-    left, mid, right = values[i - 1], values[i], values[i + 1]
-    denom = left - 2 * mid + right
-    if denom >= 0:  # not a strict maximum along this axis
+    left, mid, right = float(values[i - 1]), float(values[i]), float(values[i + 1])
+    denom = left - 2.0 * mid + right
+    if denom >= 0.0:  # not a strict maximum along this axis
         return 0.0
-    return float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
+    return min(0.5, max(-0.5, 0.5 * (left - right) / denom))
 
 
 def find_peaks(heatmap: np.ndarray, k: int = 3, region: tuple[float, float, float, float] | None = None,
@@ -82,8 +88,8 @@ def find_peaks(heatmap: np.ndarray, k: int = 3, region: tuple[float, float, floa
     h, w = norm.shape
     width, height = frame_size if frame_size is not None else (w, h)
     x0, y0, x1, y1 = region if region is not None else (0.0, 0.0, float(width), float(height))
-    rows, cols = np.nonzero(local_maxima(norm))
-    order = np.argsort(-norm[rows, cols], kind="stable")[:k]
+    rows, cols = np.nonzero(local_maxima(norm))  # row-major order
+    order = np.argsort(-norm[rows, cols], kind="stable")[:k]  # best first; equal scores keep row-major order
     peaks = []
     for idx in order:
         r, c = int(rows[idx]), int(cols[idx])

@@ -43,3 +43,33 @@ def test_map_region_for_square_and_cropping_presets():
     m[3, 0] = 1.0  # left-middle cell of a centre-cropped map
     peak = find_peaks(m, 1, region=map_region(640, 480, "short_side"), frame_size=(640, 480))[0]
     assert peak["x"] == pytest.approx(80 + 0.5 / 7 * 480) and peak["v"] == pytest.approx(0.5)
+
+
+def test_ties_keep_row_major_order_and_equal_neighbours_give_one_peak():
+    m = np.zeros((5, 6), np.float32)
+    m[3, 1] = m[1, 4] = 1.0  # equal, apart: both peaks, the one in the earlier row first
+    m[0, 0] = m[0, 1] = 0.5  # equal neighbours: one peak, the first in row-major order
+    peaks = find_peaks(m, k=5)
+    assert [(p["row"], p["col"], p["score"]) for p in peaks] == [(1, 4, 1.0), (3, 1, 1.0), (0, 0, 0.5)]
+    mask = np.zeros((3, 3), bool)
+    mask[0, 2] = True  # a diagonal pair: the later cell has the earlier one above-right of it
+    d = np.zeros((3, 3))
+    d[0, 2] = d[1, 1] = 1.0
+    np.testing.assert_array_equal(local_maxima(d), mask)
+
+
+def test_subcell_refinement_is_the_documented_three_point_parabola():
+    """docs/protocol.md §4.2: per axis from the cell centre, 0.5 (L - R) / (L - 2M + R), none on a border."""
+    m = np.zeros((4, 6), np.float32)  # h=4, w=6
+    m[2, 3], m[2, 2], m[2, 4], m[1, 3], m[3, 3] = 1.0, 0.25, 0.75, 0.5, 0.125
+    m[0, 0] = 0.9  # a border peak: not refined
+    peaks = find_peaks(m, k=2, region=(10.0, 20.0, 130.0, 100.0), frame_size=(160, 120))
+    top = peaks[0]
+    dx = 0.5 * (0.25 - 0.75) / (0.25 - 2 * 1.0 + 0.75)
+    dy = 0.5 * (0.5 - 0.125) / (0.5 - 2 * 1.0 + 0.125)
+    assert top["score"] == 1.0  # the cell's value, not the parabola's vertex
+    assert top["x"] == 10.0 + (3 + 0.5 + dx) / 6 * 120.0  # exact: the same double operations
+    assert top["y"] == 20.0 + (2 + 0.5 + dy) / 4 * 80.0
+    assert (top["u"], top["v"]) == (top["x"] / 160, top["y"] / 120)
+    border = peaks[1]
+    assert (border["x"], border["y"]) == (10.0 + 0.5 / 6 * 120.0, 20.0 + 0.5 / 4 * 80.0)
