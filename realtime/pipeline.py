@@ -62,6 +62,8 @@ class LivePipeline:
             raise
         self.started_at = time.monotonic()
         self._cpu0 = time.process_time()
+        for rate in self._rates.values():  # rates count from here, not from construction
+            rate.start(0, self.started_at)
         return self
 
     def _wait_ready(self) -> None:
@@ -140,6 +142,7 @@ class LivePipeline:
             "fps_in": round(self._rates["in"].rate(frames_in), 2),
             "fps_out": round(self._rates["out"].rate(worker.stats.inferences), 2),
             "audio_in_hz": round(self._rates["audio"].rate(samples_in), 1),
+            "rates_window_s": round(self._rates["audio"].span, 3),  # what the three rates above averaged over
             "cpu": round((time.process_time() - self._cpu0) / max(uptime, 1e-9), 3),
             "counters": {
                 "frames_in": frames_in,
@@ -153,6 +156,7 @@ class LivePipeline:
                 "reconnects": sum(s.stats.reconnects for s in self.sources),
                 "publish_dropped": pub.dropped,
                 "published": pub.sent,
+                "published_latest": pub.latest_sent,
                 "errors": worker.stats.errors + sum(s.error_count for s in self.sources),
             },
             "latency_ms": {**worker.latency(), "publish": pub.queue_latency.summary(),

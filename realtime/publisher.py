@@ -4,6 +4,11 @@
 publisher thread owns the socket, stamps `mono_ns.publish`, encodes (realtime.wire) and sends
 with NOBLOCK. When the queue is full the oldest message is dropped and counted, and the
 subscriber sees the hole as a `seq` gap.
+
+Each heatmap, peaks, tracks, meta and status message also goes out in its single-frame latest form
+(wire.encode_latest) right after the multipart one, with the same header: a subscriber that sets
+ZMQ_CONFLATE on that topic always reads the newest, whatever its pace (docs/protocol.md §1.1).
+ZeroMQ's own per-subscriber drops at SNDHWM are invisible here: PUB discards silently.
 """
 
 from __future__ import annotations
@@ -76,7 +81,8 @@ class PublisherConfig:
     curve_secret_file: str | None = None  # server certificate (.key_secret): encrypts + authenticates
     insecure: bool = False  # allow a non-loopback bind without CURVE (warns)
     queue: int = 16  # messages waiting for the publisher thread; the oldest is dropped beyond it
-    sndhwm: int = 16  # per-subscriber ZeroMQ queue; PUB drops beyond it
+    sndhwm: int = 16  # per-subscriber ZeroMQ queue (messages); PUB drops beyond it, silently
+    latest: bool = True  # also send the single-frame latest form of heatmap, peaks, tracks, meta, status
     session: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -94,8 +100,9 @@ class Publisher:
         self._thread: threading.Thread | None = None
         self._ctx: zmq.Context | None = None
         self._sock: zmq.Socket | None = None
-        self.sent = 0
-        self.dropped = 0  # evicted from the queue, or refused by ZeroMQ
+        self.sent = 0  # multipart messages handed to ZeroMQ
+        self.latest_sent = 0  # single-frame latest forms handed to ZeroMQ
+        self.dropped = 0  # evicted from the queue, or failed to encode (never ZeroMQ's per-subscriber drops)
         self.errors: collections.deque[str] = collections.deque(maxlen=20)
         self.queue_latency = LatencyWindow()  # publish() -> handed to ZeroMQ
         self.capture_to_publish = LatencyWindow()
@@ -183,9 +190,13 @@ class Publisher:
         header = {**header, "mono_ns": mono}
         header.setdefault("stamp_ns", time.time_ns())  # meta/status: wall clock at publish
         parts = wire.encode(kind, stream, header, buffers)
+        latest = wire.encode_latest(kind, stream, header, buffers) if self.config.latest and kind in wire.LATEST_KINDS else None
         try:
             self._sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
-        except zmq.Again:
+            if latest is not None:
+                self._sock.send(latest, flags=zmq.NOBLOCK)
+                self.latest_sent += 1
+        except zmq.Again:  # PUB never refuses (it drops at SNDHWM); kept for a socket type that would
             self.dropped += 1
             return
         self.sent += 1

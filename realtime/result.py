@@ -71,6 +71,8 @@ class Localization:
     region: tuple[float, float, float, float]  # x0, y0, x1, y1: the part of the frame the map covers
     activity: Activity | None = None  # audio level of the window and whether it counts as silence
     on_screen: OnScreen | None = None  # similarity of the best location, for methods whose map is one
+    hops_skipped: int = 0  # hops not served since the previous published result (the model ran late)
+    frames_skipped: int = 0  # frames captured since the previous published result's frame that none used
 
 
 def to_peaks(found: list[dict]) -> tuple[Peak, ...]:

@@ -33,13 +33,28 @@ class LatencyWindow:
 
 
 class Rate:
-    """Events per second between successive `rate(count)` calls (the status line's fps)."""
+    """Events per second of a growing counter over the last `window` seconds (status rates).
 
-    def __init__(self):
-        self._last = (time.monotonic(), 0)
+    `rate(count)` records a snapshot and divides the counter's increase by the time since the
+    newest earlier snapshot at least `window` old (since `start` while none is): 5-6 s at a 1 s
+    status interval, long enough that a microphone's block size (1024 samples = 6 % of 16 kHz in
+    one second) no longer shows, and independent of how often status() is called."""
 
-    def rate(self, count: int) -> float:
-        now = time.monotonic()
-        t0, c0 = self._last
-        self._last = (now, count)
+    def __init__(self, window: float = 5.0):
+        self.window = float(window)
+        self._snaps: collections.deque[tuple[float, int]] = collections.deque()
+        self.start(0)
+
+    def start(self, count: int = 0, now: float | None = None) -> None:
+        self.span = 0.0  # seconds the last rate() averaged over
+        self._snaps.clear()
+        self._snaps.append((time.monotonic() if now is None else now, count))
+
+    def rate(self, count: int, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        while len(self._snaps) > 1 and now - self._snaps[1][0] >= self.window:
+            self._snaps.popleft()  # the next one is old enough to be the reference
+        t0, c0 = self._snaps[0]
+        self._snaps.append((now, count))
+        self.span = now - t0
         return (count - c0) / (now - t0) if now > t0 else 0.0

@@ -7,7 +7,7 @@ A message is a ZeroMQ multipart message `[topic, header, buffer0, buffer1, ...]`
 * header: one UTF-8 JSON object (schema, version, session, seq, stamps, buffer specs...);
 * buffers: raw little-endian C-order arrays (or JPEG bytes) described by `header["buffers"]`.
 
-Since 1.1 the `heatmap`, `peaks`, `meta` and `status` messages are also sent in a single-frame
+Since 1.2 the `heatmap`, `peaks`, `tracks`, `meta` and `status` messages are also sent in a single-frame
 "latest" form, `soundlens.latest.v1.<kind>.<stream> <JSON header>`, for subscribers that set
 ZMQ_CONFLATE (which keeps one frame, never a multipart message) and so always read fresh data.
 Its topic does not start with `soundlens.v1.`, so a 1.0 subscriber never receives it.
@@ -28,7 +28,7 @@ from soundlens.realtime.result import AudioWindow, FrameInfo, Localization, Mode
 
 PREFIX = "soundlens"
 MAJOR = 1
-MINOR = 1  # 1.1: tracks topic, activity and on_screen (docs/protocol.md §4.5, §10)
+MINOR = 2  # 1.1: tracks, activity, on_screen; 1.2: latest topics, stamp strings, skipped hops (docs/protocol.md §10)
 VERSION = (MAJOR, MINOR)
 TOPIC_ROOT = f"{PREFIX}.v{MAJOR}."
 LATEST_ROOT = f"{PREFIX}.latest.v{MAJOR}."  # the single-frame form (docs/protocol.md §1.1)
@@ -36,7 +36,7 @@ LATEST_ROOT = f"{PREFIX}.latest.v{MAJOR}."  # the single-frame form (docs/protoc
 KINDS = ("heatmap", "peaks", "preview", "meta", "status", "tracks")
 RESULT_KINDS = ("heatmap", "peaks", "preview", "tracks")  # one inference publishes these with one `inference` id
 STREAMLESS_KINDS = ("status",)
-LATEST_KINDS = ("heatmap", "peaks", "meta", "status")  # no binary buffer, or a small map that fits in JSON
+LATEST_KINDS = ("heatmap", "peaks", "tracks", "meta", "status")  # no binary buffer, or a small map that fits in JSON
 STREAM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # no dots: a topic prefix must not match across fields
 ENCODINGS = ("raw", "jpeg")
 
@@ -87,7 +87,7 @@ def topic(kind: str, stream: str | None = None) -> str:
 
 
 def latest_topic(kind: str, stream: str | None = None) -> str:
-    """`soundlens.latest.v1.<kind>.<stream>`: the single-frame form of a heatmap, peaks, meta or status
+    """`soundlens.latest.v1.<kind>.<stream>`: the single-frame form of a heatmap, peaks, tracks, meta or status
     topic. Subscribe to it followed by one space, which matches this stream exactly."""
     if kind not in LATEST_KINDS:
         raise WireError(f"{kind!r} has no latest form; kinds with one: {', '.join(LATEST_KINDS)}")
@@ -385,6 +385,8 @@ def result_header(kind: str, loc: Localization) -> dict:
                   "num_samples": loc.audio.num_samples},
         "model": {"id": loc.model.id, "method": loc.model.method},
         "peaks": [{k: getattr(p, k) for k in PEAK_KEYS} for p in loc.peaks],
+        "hops_skipped": loc.hops_skipped,
+        "frames_skipped": loc.frames_skipped,
     }
     if kind == "heatmap":
         header["heatmap"] = {"range": list(loc.raw_range), "region": list(loc.region)}
@@ -449,6 +451,8 @@ def decode_localization(msg: Message) -> Localization:
         region=tuple(region),
         activity=_activity(h.get("activity")),
         on_screen=_on_screen(h.get("on_screen")),
+        hops_skipped=_count(h.get("hops_skipped")),  # absent from 1.0 publishers
+        frames_skipped=_count(h.get("frames_skipped")),
     )
 
 
@@ -477,3 +481,8 @@ def _on_screen(value):
 
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(value) -> int:
+    """A non-negative count from a header, 0 when absent or not one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

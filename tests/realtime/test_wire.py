@@ -43,7 +43,7 @@ def test_heatmap_roundtrip_keeps_every_field():
     for key, value in header.items():
         assert msg.header[key] == value, key
     assert msg.header["schema"] == "soundlens.heatmap"
-    assert msg.header["version"] == [wire.MAJOR, wire.MINOR] == [1, 1]
+    assert msg.header["version"] == [wire.MAJOR, wire.MINOR] == [1, 2]
     assert msg.header["buffers"] == [{"name": "heatmap", "dtype": "<f4", "shape": [7, 7], "encoding": "raw"}]
     assert msg.seq == 41 and msg.session == header["session"]
     np.testing.assert_array_equal(msg.arrays["heatmap"], heat)
@@ -157,3 +157,76 @@ def test_decode_rejects_malformed_with_a_reason(case):
 def test_unknown_keys_are_ignored():
     parts = with_header(lambda h: h.update(future_field={"x": 1}))
     assert wire.decode(parts).header["future_field"] == {"x": 1}
+
+
+# --- 1.1: 64-bit-safe stamps and the single-frame latest form --------------------------------
+def test_stamp_strings_survive_a_double_based_json_parser():
+    """JavaScript's JSON.parse (and parse_int=float here) rounds stamp_ns; the string form is exact."""
+    stamp = 1_765_000_000_123_456_789  # a 2025 wall clock in ns: far above 2**53
+    mono = {"capture": 2**53 + 1, "infer_start": 2**53 + 3, "infer_end": 2**53 + 5, "publish": 2**53 + 7}
+    parts = wire.encode("peaks", "cam0", result_header(stamp_ns=stamp, mono_ns=mono))
+    latest = wire.encode_latest("peaks", "cam0", result_header(stamp_ns=stamp, mono_ns=mono))
+    for text in (bytes(parts[1]), latest.partition(b" ")[2]):
+        as_double = json.loads(text, parse_int=float)  # every number a double, as in JavaScript
+        assert as_double["stamp_ns"] != stamp  # the integer form does not survive ...
+        assert int(as_double["stamp_ns_str"]) == stamp  # ... the string form does, exactly
+        assert as_double["stamp_s"] == pytest.approx(stamp / 1e9, abs=1e-6)  # display: microseconds
+        assert {k: int(v) for k, v in as_double["mono_ns_str"].items()} == mono
+        assert as_double["mono_ns"]["capture"] != mono["capture"]
+    exact = wire.decode([bytes(p) for p in parts]).header
+    assert exact["stamp_ns"] == stamp and exact["stamp_ns_str"] == str(stamp)  # the integer stays
+
+
+def test_stamp_string_that_disagrees_is_rejected():
+    parts = with_header(lambda h: h.update(stamp_ns_str="12"))
+    with pytest.raises(wire.WireError, match="stamp_ns_str"):
+        wire.decode(parts)
+
+
+def test_latest_form_carries_the_same_header_in_one_frame():
+    heat = np.random.default_rng(1).random((4, 9), dtype=np.float32)  # h=4 rows, w=9 columns
+    header = result_header()
+    frame = wire.encode_latest("heatmap", "cam0", header, {"heatmap": heat})
+    topic, space, body = frame.partition(b" ")
+    assert (topic, space) == (b"soundlens.latest.v1.heatmap.cam0", b" ")
+    msg = wire.decode([frame])
+    assert msg.latest and (msg.kind, msg.stream, msg.topic) == ("heatmap", "cam0", topic.decode())
+    assert msg.header["buffers"] == [] and msg.seq == 41
+    np.testing.assert_array_equal(msg.arrays["heatmap"], heat)  # exact through JSON text
+    assert msg.arrays["heatmap"].shape == (4, 9) and len(json.loads(body)["heatmap"]["data"]) == 4
+    multipart = wire.decode([bytes(p) for p in wire.encode("heatmap", "cam0", header, {"heatmap": heat})])
+    same = {k: v for k, v in msg.header.items() if k != "heatmap"}
+    assert same == {k: v for k, v in multipart.header.items() if k not in ("heatmap", "buffers")} | {"buffers": []}
+    assert msg.localization().peaks == multipart.localization().peaks
+    status = wire.decode([wire.encode_latest("status", None, {"session": "a", "seq": 3, "stamp_ns": 5,
+                                                              "mono_ns": {"publish": 6}})])
+    assert status.topic == "soundlens.latest.v1.status" and status.stream is None
+
+
+def test_latest_subscription_with_its_space_matches_one_stream_exactly():
+    prefix = (wire.latest_topic("peaks", "cam0") + " ").encode()
+    assert wire.encode_latest("peaks", "cam0", result_header()).startswith(prefix)
+    assert not wire.encode_latest("peaks", "cam01", result_header(stream="cam01")).startswith(prefix)
+    with pytest.raises(wire.WireError, match="no latest form"):
+        wire.latest_topic("preview", "cam0")
+
+
+@pytest.mark.parametrize("frame", [
+    b"soundlens.latest.v1.peaks.cam0",  # no header
+    b"soundlens.latest.v1.peaks.cam0 {not json",
+    b"soundlens.latest.v1.preview.cam0 {}",  # previews have no latest form
+    b"soundlens.v1.peaks.cam0 {}",  # a multipart topic in one frame
+    b'soundlens.latest.v1.heatmap.cam0 ' + json.dumps({**result_header(), "schema": "soundlens.heatmap",
+                                                       "version": [1, 2], "buffers": []}).encode(),  # no data
+])
+def test_malformed_latest_frames_are_rejected(frame):
+    with pytest.raises(wire.WireError):
+        wire.decode([frame])
+
+
+def test_results_say_how_many_hops_and_frames_were_skipped():
+    msg = roundtrip("peaks", "cam0", result_header(hops_skipped=3, frames_skipped=7))
+    loc = msg.localization()
+    assert (loc.hops_skipped, loc.frames_skipped) == (3, 7)
+    old = roundtrip("peaks", "cam0", result_header())  # a 1.0 publisher sends neither
+    assert (old.localization().hops_skipped, old.localization().frames_skipped) == (0, 0)
