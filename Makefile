@@ -7,8 +7,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.soundlens-installed
 # libportaudio2: sounddevice (microphone). pulseaudio*: the virtual microphone the tests record from.
 # xvfb + libxcb-*: PyQt5 windows under a virtual display (offscreen needs nothing).
+# g++ + libzmq3-dev + cppzmq-dev + nlohmann-json3-dev: the C++ subscriber example the tests build
+# (docs/examples/cpp).
 APT_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins \
-	xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0
+	xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 \
+	g++ libzmq3-dev cppzmq-dev nlohmann-json3-dev
 DEMO_OUT ?= out/demo
 
 .PHONY: demo test test-all test-robust setup system-deps lint clean
