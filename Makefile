@@ -14,22 +14,28 @@ APT_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins \
 	g++ libzmq3-dev cppzmq-dev nlohmann-json3-dev
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test test-all test-robust setup system-deps lint clean
+.PHONY: demo test test-all test-robust test-reliability setup system-deps lint clean
 
 demo: setup
 	$(PY) -m soundlens.tools.main demo --out $(DEMO_OUT)
 
 test: setup
 	$(VENV)/bin/ruff check .
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
 
 test-all: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -m "not robust" $(PYTEST_ARGS)
 
-# The learning tests over seeds {0,1,2} x ATEN_CPU_CAPABILITY {default,avx2} x threads {1,2};
-# writes bench_results/robust/<method>.{md,json}. About 40 minutes on 2 cores.
+# The learning tests over seeds {0,1,2} x numerics profiles {default,avx2} x threads {1,2};
+# writes bench_results/robust/<method>.{md,json}. About 30 minutes on 2 cores.
 test-robust: setup
 	$(PY) -m pytest -q -s -p no:cacheprovider -m robust tests/models/test_learning.py $(PYTEST_ARGS)
+
+# Faults injected into real processes (frozen subscriber, publisher restart, SIGTERM/SIGINT during
+# analyze and record, a full tmpfs) and a soak (SOUNDLENS_SOAK_S, default 180 s); figures go to
+# bench_results/reliability/ and docs/reliability.md. About 8 minutes; the full disk needs root.
+test-reliability: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -s -p no:cacheprovider -m reliability tests/reliability $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

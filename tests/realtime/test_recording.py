@@ -37,9 +37,9 @@ CLI = [sys.executable, "-m", "soundlens.tools.main"]
 class LiveStream:
     """The live pipeline (stand-in model, procedural clip at real time) publishing on `address`."""
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, preview: bool = False):
         source = SyntheticSource(SyntheticConfig(seconds=60, image_size=64, realtime=True), scene_video)
-        config = LiveConfig(worker=WorkerConfig(hop=0.05), publisher=PublisherConfig(address=address),
+        config = LiveConfig(worker=WorkerConfig(hop=0.05, preview=preview), publisher=PublisherConfig(address=address),
                             status_interval=0.5)
         self.pipeline = LivePipeline(StandInModel(), source, source, config)
         self.stop = threading.Event()
@@ -203,3 +203,20 @@ def test_replay_cli_loops_and_stops_on_sigint(tmp_path):
     passes = int(out.split(" passes")[0].rsplit(", ", 1)[1])
     assert passes >= 3, out
     assert os.path.getsize(path) > 0
+
+
+def test_view_plays_a_recording(qapp, tmp_path, capsys):
+    import cv2
+
+    live = f"ipc://{tmp_path}/live.sock"
+    path = tmp_path / "run.mcap"
+    with LiveStream(live, preview=True):
+        with Recorder(RecorderConfig(address=live, output=str(path))):
+            time.sleep(2.5)
+    shot = tmp_path / "view.png"
+    assert main(["view", str(path), "--seconds", "2.5", "--screenshot", str(shot)]) == 0
+    image = cv2.imread(str(shot))
+    assert image is not None and f"saved {shot}" in capsys.readouterr().out
+    assert image.std() > 10  # the recorded frames and maps are drawn, not an empty window
+    assert main(["view", str(tmp_path / "missing.mcap"), "--seconds", "1", "--screenshot", str(shot)]) == 2
+    assert "not found" in capsys.readouterr().err

@@ -13,6 +13,9 @@ def add_viewer_arguments(parser) -> None:
 
 
 def add_arguments(parser) -> None:
+    parser.add_argument("recording", nargs="?", default=None, metavar="RUN.mcap",
+                        help="play a recording ('soundlens record', 'analyze --mcap') instead of connecting")
+    parser.add_argument("--loop", action="store_true", help="with a recording: start again at its end")
     parser.add_argument("--connect", metavar="ADDR", default="tcp://127.0.0.1:5555",
                         help="publisher address, as given to 'soundlens live --publish' (default tcp://127.0.0.1:5555)")
     parser.add_argument("--stream", default="cam0", help="stream name to show (default cam0)")
@@ -56,8 +59,6 @@ def run(args) -> int:
     from soundlens.realtime.recording import check_connect
     from soundlens.realtime.viewer import display_available, run_viewer
 
-    # `live`'s rule from the client side: off this machine only encrypted, or with an explicit --insecure.
-    check_connect(args.connect, args.curve_server_key, args.insecure)
     offscreen = False
     if not display_available():
         if not args.screenshot or args.seconds is None:
@@ -65,5 +66,41 @@ def run(args) -> int:
                 "no display to open the viewer on (DISPLAY is unset or Qt cannot open it): run it on a desktop "
                 "or under 'xvfb-run -a soundlens view ...', or render offscreen with --screenshot PNG --seconds S")
         offscreen = True
+    if args.recording:
+        return view_recording(args, offscreen)
+    # `live`'s rule from the client side: off this machine only encrypted, or with an explicit --insecure.
+    check_connect(args.connect, args.curve_server_key, args.insecure)
     return run_viewer(viewer_config(args, args.connect), seconds=args.seconds, screenshot=args.screenshot,
                       offscreen=offscreen)
+
+
+def view_recording(args, offscreen: bool) -> int:
+    """The recording replayed on a private ipc socket (replay's own timing) with the window on it."""
+    import tempfile
+    import threading
+
+    from soundlens.realtime.recording import RecordingReader, ReplayConfig, replay
+    from soundlens.realtime.viewer import run_viewer
+
+    RecordingReader(args.recording)  # a missing or foreign file is an error before any window opens
+    with tempfile.TemporaryDirectory(prefix="soundlens-view-") as tmp:
+        address = f"ipc://{tmp}/replay.sock"
+        stop, failure = threading.Event(), []
+
+        def play():
+            try:
+                replay(ReplayConfig(path=args.recording, address=address, loop=args.loop, wait_s=0.5), stop)
+            except Exception as err:  # shown after the window closes
+                failure.append(err)
+
+        player = threading.Thread(target=play, name="soundlens-view-replay", daemon=True)
+        player.start()
+        config = viewer_config(args, address)
+        try:
+            code = run_viewer(config, seconds=args.seconds, screenshot=args.screenshot, offscreen=offscreen)
+        finally:
+            stop.set()
+            player.join(timeout=5)
+    if failure:
+        raise failure[0] if isinstance(failure[0], SoundLensError) else SoundLensError(f"replay failed: {failure[0]}")
+    return code
