@@ -232,7 +232,7 @@ def train(config: RunConfig) -> dict:
 
 def _train(config: RunConfig, env: DistEnv) -> dict:
     from soundlens import models
-    from soundlens.training.data import parse_spec, spec_summary, train_data
+    from soundlens.training.data import parse_spec, train_data
 
     t = config.train
     out = config.out_dir
@@ -248,15 +248,7 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
         check_gatherable(model)
     objective = Objective(model, make_gather(env) if config.gather_negatives else None)
     optimizer = make_optimizer(model, t)
-
-    info = {"epoch": -1, "best": None, "history": [], "global_step": 0}
-    current = models.describe(model)["config"]
-    if resuming:
-        info = load_state(out / "resume.safetensors", model, optimizer)
-        _same_config(info.get("model_config", {}), current, out)
-        _say(env, f"resuming {out} after epoch {info['epoch']}")
-    elif config.resume:
-        _say(env, f"nothing to resume in {out}; starting a new run")
+    info = _resume_info(config, env, out, resuming, model, optimizer)
 
     neighbours = _neighbour_index(config, spec, model)
     if neighbours is not None:
@@ -270,32 +262,70 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
         ddp = objective
 
     logger = RunLogger(out, env.is_master, config.tensorboard)
-    if env.is_master:
-        resolved = {**config.to_dict(), "model_config": current, "world_size": env.world_size,
-                    "device": str(env.device), "data_summary": spec_summary(spec), "numerics": numerics(t.seed)}
-        (out / "config.json").write_text(json.dumps(jsonable(resolved), indent=2) + "\n")
-        logger.write("start", {"config": resolved, "resumed_after": info["epoch"] if resuming else None})
-        if logger.tensorboard_note:
-            print(f"note: {logger.tensorboard_note}", flush=True)
-        if config.gather_negatives and not env.distributed:
-            print("note: --gather-negatives with one process: the negatives are the local batch", flush=True)
-        if val is not None and val.missing:
-            print(f"note: {len(val.missing)} annotated validation clips have no files and are left out", flush=True)
-        if val is None:
-            print("note: no validation data (--val SPEC with annotations); best.safetensors is not written",
-                  flush=True)
+    _announce(config, env, spec, model, info if resuming else None, data, val, logger)
+    start_time = time.perf_counter()
+    history, best, global_step = _epochs(config, env, spec, model, optimizer, ddp, data, val, logger, info)
+    barrier(env)
+    logger.close()
+    return {"out": str(out), "history": history, "best": best, "world_size": env.world_size,
+            "latest": str(out / "latest.safetensors"),
+            "best_path": str(out / "best.safetensors") if best else None,
+            "train_time_s": time.perf_counter() - start_time}
+
+
+def _resume_info(config: RunConfig, env: DistEnv, out: Path, resuming: bool, model, optimizer) -> dict:
+    """The run's state so far: epoch, best, history and step count from resume.safetensors, or a new run's."""
+    from soundlens import models
+
+    if not resuming:
+        if config.resume:
+            _say(env, f"nothing to resume in {out}; starting a new run")
+        return {"epoch": -1, "best": None, "history": [], "global_step": 0}
+    info = load_state(out / "resume.safetensors", model, optimizer)
+    _same_config(info.get("model_config", {}), models.describe(model)["config"], out)
+    _say(env, f"resuming {out} after epoch {info['epoch']}")
+    return info
+
+
+def _announce(config: RunConfig, env: DistEnv, spec, model, resumed: dict | None, data, val, logger) -> None:
+    """config.json, the log's start record and the console lines that say what this run is."""
+    from soundlens import models
+    from soundlens.training.data import spec_summary
+
+    t, out = config.train, config.out_dir
     run_numerics = numerics(t.seed)
+    if env.is_master:
+        resolved = {**config.to_dict(), "model_config": models.describe(model)["config"],
+                    "world_size": env.world_size, "device": str(env.device), "data_summary": spec_summary(spec),
+                    "numerics": run_numerics}
+        (out / "config.json").write_text(json.dumps(jsonable(resolved), indent=2) + "\n")
+        logger.write("start", {"config": resolved, "resumed_after": resumed["epoch"] if resumed else None})
+        notes = [logger.tensorboard_note,
+                 "--gather-negatives with one process: the negatives are the local batch"
+                 if config.gather_negatives and not env.distributed else None,
+                 f"{len(val.missing)} annotated validation clips have no files and are left out"
+                 if val is not None and val.missing else None,
+                 "no validation data (--val SPEC with annotations); best.safetensors is not written"
+                 if val is None else None]
+        for note in filter(None, notes):
+            print(f"note: {note}", flush=True)
     _say(env, f"training {config.method} on {spec.text}: {len(data.dataset)} clips, {len(data.loader)} steps/epoch, "
               f"batch {t.batch_size} over {env.world_size} process(es) on {env.device}; writing {out}")
     _say(env, f"seed {t.seed}, torch {run_numerics['torch']}, CPU capability {run_numerics['cpu_capability']}, "
               f"{run_numerics['threads']} thread(s)" + (", deterministic" if t.deterministic else ""))
 
+
+def _epochs(config: RunConfig, env: DistEnv, spec, model, optimizer, ddp, data, val, logger, info: dict):
+    """The remaining epochs: train, then (rank 0) validate, save and log each. -> (history, best, global_step)."""
+    from soundlens import models
+
+    t, out = config.train, config.out_dir
+    current = models.describe(model)["config"]
     history: list[dict] = list(info["history"])
     best = info["best"]
     global_step = int(info["global_step"])
     debug_ids: dict[int, list[int]] = {}
     debug_loss: dict[int, float] = {}
-    start_time = time.perf_counter()
     for epoch in range(int(info["epoch"]) + 1, t.epochs):
         torch.manual_seed(_epoch_seed(t.seed, epoch, env.rank))
         data.set_epoch(epoch)
@@ -319,21 +349,19 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
             logger.epoch(record)
             print(_epoch_line(record, improved), flush=True)
         barrier(env)  # nobody starts the next epoch (or exits) while rank 0 validates and writes
-
     if config.debug_rank_hashes:
-        debug = out / "debug"
-        debug.mkdir(parents=True, exist_ok=True)
-        (debug / f"rank{env.rank}.json").write_text(json.dumps({
-            "rank": env.rank, "world_size": env.world_size, "param_sha256": param_digest(model),
-            "indices": {str(k): v for k, v in debug_ids.items()}, "mean_loss": {str(k): v for k, v in debug_loss.items()},
-            "global_step": global_step}))
-    barrier(env)
-    logger.close()
-    result = {"out": str(out), "history": history, "best": best, "world_size": env.world_size,
-              "latest": str(out / "latest.safetensors"),
-              "best_path": str(out / "best.safetensors") if best else None,
-              "train_time_s": time.perf_counter() - start_time}
-    return result
+        _write_rank_debug(out, env, model, debug_ids, debug_loss, global_step)
+    return history, best, global_step
+
+
+def _write_rank_debug(out: Path, env: DistEnv, model, ids: dict, losses: dict, global_step: int) -> None:
+    """Per-rank sample order, mean losses and a weight digest (the DDP test compares ranks with them)."""
+    debug = out / "debug"
+    debug.mkdir(parents=True, exist_ok=True)
+    (debug / f"rank{env.rank}.json").write_text(json.dumps({
+        "rank": env.rank, "world_size": env.world_size, "param_sha256": param_digest(model),
+        "indices": {str(k): v for k, v in ids.items()}, "mean_loss": {str(k): v for k, v in losses.items()},
+        "global_step": global_step}))
 
 
 def _validate_and_save(config, model, val, epoch, best, global_step, spec, out):
