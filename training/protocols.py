@@ -275,6 +275,18 @@ def _instance_naming(gts: Mapping, instance_naming: str | None) -> str:
     return instance_naming or getattr(gts, "instance_naming", None) or "per_sample"
 
 
+def _instance_scores(cious: dict, adaptive: dict, gts, group_key, instance_naming) -> dict:
+    """iIoU / iAUC (and their adaptive pair) over the instances that `group_key` or the naming forms."""
+    key = group_key or instance_key_for(gts, instance_naming)
+    groups = metrics.group_cious(cious, key)
+    out = {"iIoU": metrics.iiou(groups), "iAUC": metrics.iauc(groups), "n_instances": len(groups),
+           "instance_naming": None if group_key else _instance_naming(gts, instance_naming)}
+    if adaptive:
+        groups_adap = metrics.group_cious(adaptive, key)
+        out.update(iIoU_adap=metrics.iiou(groups_adap), iAUC_adap=metrics.iauc(groups_adap))
+    return out
+
+
 def score_maps(maps: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray | None], protocol: Protocol,
                object_maps: Mapping[str, np.ndarray] | None = None,
                group_key: Callable[[str], str] | None = None, instance_naming: str | None = None) -> dict:
@@ -333,13 +345,7 @@ def score_maps(maps: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray | No
         report.update(cIoU_adap=metrics.fraction_at_least(adaptive.values()), AUC_adap=metrics.auc(adaptive.values()),
                       per_sample_adap=adaptive)
     if "iiou" in protocol.extras:
-        key = group_key or instance_key_for(gts, instance_naming)
-        groups = metrics.group_cious(cious, key)
-        report.update(iIoU=metrics.iiou(groups), iAUC=metrics.iauc(groups), n_instances=len(groups),
-                      instance_naming=None if group_key else _instance_naming(gts, instance_naming))
-        if adaptive:
-            groups_adap = metrics.group_cious(adaptive, key)
-            report.update(iIoU_adap=metrics.iiou(groups_adap), iAUC_adap=metrics.iauc(groups_adap))
+        report.update(_instance_scores(cious, adaptive, gts, group_key, instance_naming))
     if "slavc" in protocol.extras:
         report.update(metrics.slavc_metrics(n_boxes, conf_cious, confs))
     report["per_sample"] = cious
