@@ -128,6 +128,14 @@ class SoundLocalizer(nn.Module):
     def forward(self, batch: dict, gather: Callable | None = None) -> dict:
         return self.loss(batch) if gather is None else self.loss(batch, gather=gather)
 
+    def cell_centres(self, frame_hw: tuple[int, int], map_hw: tuple[int, int]):
+        """Where cell (r, c) of this model's `map_hw` map looks on a `frame_hw` (height, width) frame:
+        a `models.geometry.CellCentres` (the receptive-field centre of the image trunk's cell, through
+        the image preset's resize and crop; not the middle of the cell's block)."""
+        from soundlens.models.geometry import for_model
+
+        return for_model(self, frame_hw, map_hw)
+
 
 def l2(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return F.normalize(x, dim=dim)

@@ -44,6 +44,7 @@ class Localizer:
         self.silence_db = float(silence_db)
         self.on_screen = OnScreenReader.for_model(model, on_screen_threshold)  # None: the map is no similarity
         self.audio_short = 0  # windows cut short: audio not there yet (start-up) or late
+        self._centres: dict[tuple, object] = {}  # (frame hw, map hw) -> CellCentres: fixed per model
 
     def describe_device(self) -> str:
         return describe_device(self.device)
@@ -102,4 +103,14 @@ class Localizer:
         return make_localization(
             heat, FrameInfo(frame.index, w, h, media_s), AudioWindow(self.sample_rate, *window),
             Timing(frame.wall_ns, frame.arrival_ns, *timing), inference=inference, model=self.info,
-            resize=self.resize, top_k=self.peaks, activity=activity, on_screen=on_screen)
+            resize=self.resize, top_k=self.peaks, activity=activity, on_screen=on_screen,
+            centres=self.cell_centres((h, w), np.shape(heat)))
+
+    def cell_centres(self, frame_hw: tuple[int, int], map_hw: tuple[int, int]):
+        """Where the model's cells look on a frame of this size (`models.geometry`), or None for a
+        model that does not say (the map is then spread evenly over the region it saw)."""
+        key = (tuple(frame_hw), tuple(map_hw))
+        if key not in self._centres:
+            find = getattr(self.model, "cell_centres", None)
+            self._centres[key] = find(*key) if find is not None else None
+        return self._centres[key]

@@ -32,38 +32,50 @@ def heat_lut(name: str = COLORMAP, floor: float = FLOOR, max_alpha: int = 220) -
 
 
 class OverlayPainter:
-    """Draws maps over frames: the map stretched over the region the model saw, coloured through
-    `heat_lut`, and rings with the peak scores. The colour and alpha layers of a map are kept while
+    """Draws maps over frames: the map over the region the model saw, each cell's value centred where
+    the cell looks (`models.geometry.CellCentres`), coloured through `heat_lut`, and rings with the
+    peak scores. The colour and alpha layers of a map are kept while
     the same array is drawn again (analyze --hop), so each further frame costs one blend."""
 
     def __init__(self, resize: str = "square", floor: float = FLOOR, max_alpha: float = MAX_ALPHA):
         self.resize = resize
         self.lut = heat_lut(COLORMAP, floor, int(round(max_alpha * 255)))
-        self._for: tuple | None = None  # (map, width, height, region) the layers were made for
+        self._for: tuple | None = None  # (map, width, height, region, centres) the layers were made for
         self._layers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def _make_layers(self, heat: np.ndarray, region, w: int, h: int):
+    def _make_layers(self, heat: np.ndarray, region, w: int, h: int, centres=None):
         x0, y0, x1, y1 = (int(round(v)) for v in region)
         index = np.zeros((h, w), np.uint8)
-        stretched = cv2.resize(np.asarray(heat, np.float32), (max(1, x1 - x0), max(1, y1 - y0)),
-                               interpolation=cv2.INTER_LINEAR)
-        index[y0:y1, x0:x1] = np.round(np.clip(np.nan_to_num(stretched), 0.0, 1.0) * 255)
+        heat = np.nan_to_num(np.asarray(heat, np.float32))
+        if centres is None:
+            stretched = cv2.resize(heat, (max(1, x1 - x0), max(1, y1 - y0)), interpolation=cv2.INTER_LINEAR)
+        else:
+            # Cell (r, c) (OpenCV's source pixel centre (c, r)) goes to its centre in the frame,
+            # origin + (c, r) * step in pixel-edge coordinates, -0.5 in OpenCV's pixel-centre ones.
+            # Drawn over the region the model saw; past the outermost centres the edge cells extend.
+            (ox, oy), (sx, sy) = centres.origin, centres.step
+            affine = np.array([[sx, 0.0, ox - 0.5 - x0], [0.0, sy, oy - 0.5 - y0]])
+            stretched = cv2.warpAffine(heat, affine, (max(1, x1 - x0), max(1, y1 - y0)), flags=cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REPLICATE)
+        index[y0:y1, x0:x1] = np.round(np.clip(stretched, 0.0, 1.0) * 255)
         rgba = self.lut[index]
         alpha = rgba[..., 3].astype(np.float32) / 255.0
         return np.ascontiguousarray(rgba[..., :3]), 1.0 - alpha, alpha
 
-    def draw(self, frame: np.ndarray, heat: np.ndarray | None, region=None, peaks: Iterable = ()) -> np.ndarray:
+    def draw(self, frame: np.ndarray, heat: np.ndarray | None, region=None, peaks: Iterable = (),
+             centres=None) -> np.ndarray:
         """A new image: uint8 RGB `frame` with the normalised map `heat` [h, w] over `region`
-        (x0, y0, x1, y1 in pixels; None: where the model's `resize` puts it) and `peaks` (objects
-        with x, y in pixels and score). A plain copy when `heat` is None."""
+        (x0, y0, x1, y1 in pixels; None: where the model's `resize` puts it), each cell's value at its
+        `centres` (a `CellCentres`; None: the map stretched evenly over the region), and `peaks`
+        (objects with x, y in pixels and score). A plain copy when `heat` is None."""
         if heat is None:
             return frame.copy()
         h, w = frame.shape[:2]
         region = tuple(region) if region is not None else map_region(w, h, self.resize)
         made = self._for
         # Holding `heat` keeps its identity unique while the layers are cached.
-        if made is None or made[0] is not heat or made[1:] != (w, h, region):
-            self._for, self._layers = (heat, w, h, region), self._make_layers(heat, region, w, h)
+        if made is None or made[0] is not heat or made[1:] != (w, h, region, centres):
+            self._for, self._layers = (heat, w, h, region, centres), self._make_layers(heat, region, w, h, centres)
         colour, keep, alpha = self._layers
         out = cv2.blendLinear(np.ascontiguousarray(frame), colour, keep, alpha)
         for peak in peaks:
@@ -74,7 +86,7 @@ class OverlayPainter:
         """`frame` with a `Localization` (or None: nothing) drawn over it."""
         if loc is None:
             return frame.copy()
-        return self.draw(frame, loc.heatmap, loc.region, loc.peaks)
+        return self.draw(frame, loc.heatmap, loc.region, loc.peaks, getattr(loc, "centres", None))
 
 
 def _ring(out: np.ndarray, peak) -> None:

@@ -7,6 +7,7 @@ Coordinates: (u, v) are normalised frame coordinates in [0, 1], x to the right a
 from __future__ import annotations
 
 import numpy as np
+from soundlens.models.geometry import CellCentres
 
 
 def normalise(heatmap: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -75,12 +76,16 @@ def _subcell(values: np.ndarray, i: int) -> float:
 
 
 def find_peaks(heatmap: np.ndarray, k: int = 3, region: tuple[float, float, float, float] | None = None,
-               frame_size: tuple[int, int] | None = None, min_score: float = 0.0) -> list[dict]:
+               frame_size: tuple[int, int] | None = None, min_score: float = 0.0,
+               centres: CellCentres | None = None) -> list[dict]:
     """Top-k local maxima of a map [h, w] -> [{u, v, x, y, score, row, col}], best first.
 
     `score` is the min-max normalised value in [0, 1]; peaks below `min_score` are left out, and a
-    flat map has none. `region` (pixels, see map_region) and `frame_size` (width, height) place the
-    map on the frame; without them the map is taken to cover the whole frame.
+    flat map has none. `centres` (`models.geometry.CellCentres`: where each cell really looks, from
+    the model) places a peak at its cell's centre plus the sub-cell offset in cell steps (protocol
+    §4.2, 1.3). Without it, `region` (pixels, see map_region) is divided into equal blocks and a cell
+    sits at its block's middle (the 1.2 rule); without either the map covers the whole frame.
+    `frame_size` (width, height) gives u, v.
     """
     norm, lo, hi = normalise(heatmap)
     if k <= 0 or hi <= lo:
@@ -96,9 +101,12 @@ def find_peaks(heatmap: np.ndarray, k: int = 3, region: tuple[float, float, floa
         score = float(norm[r, c])
         if score < min_score:
             break
-        fy = (r + 0.5 + _subcell(norm[:, c], r)) / h  # fraction across the map, cell centres at (i+0.5)/n
-        fx = (c + 0.5 + _subcell(norm[r, :], c)) / w
-        x = x0 + fx * (x1 - x0)
-        y = y0 + fy * (y1 - y0)
+        if centres is not None:  # the receptive-field centre; same double operations as protocol §4.2
+            x, y = centres.xy(r + _subcell(norm[:, c], r), c + _subcell(norm[r, :], c))
+        else:
+            fy = (r + 0.5 + _subcell(norm[:, c], r)) / h  # fraction across the map, cell centres at (i+0.5)/n
+            fx = (c + 0.5 + _subcell(norm[r, :], c)) / w
+            x = x0 + fx * (x1 - x0)
+            y = y0 + fy * (y1 - y0)
         peaks.append({"u": x / width, "v": y / height, "x": x, "y": y, "score": score, "row": r, "col": c})
     return peaks

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from soundlens.models.geometry import CellCentres
 from soundlens.realtime.activity import Activity, OnScreen
 from soundlens.realtime.peaks import find_peaks, map_region, normalise
 
@@ -73,6 +74,7 @@ class Localization:
     on_screen: OnScreen | None = None  # similarity of the best location, for methods whose map is one
     hops_skipped: int = 0  # hops not served since the previous published result (the model ran late)
     frames_skipped: int = 0  # frames captured since the previous published result's frame that none used
+    centres: CellCentres | None = None  # where each cell looks on the frame (None: not known, a 1.2 message)
 
 
 def to_peaks(found: list[dict]) -> tuple[Peak, ...]:
@@ -82,10 +84,16 @@ def to_peaks(found: list[dict]) -> tuple[Peak, ...]:
 
 def make_localization(heat: np.ndarray, frame: FrameInfo, audio: AudioWindow, timing: Timing, *, inference: int,
                       model: ModelInfo, resize: str = "square", top_k: int = 3,
-                      activity: Activity | None = None, on_screen: OnScreen | None = None) -> Localization:
+                      activity: Activity | None = None, on_screen: OnScreen | None = None,
+                      centres: CellCentres | None = None) -> Localization:
     """The result of one inference: `heat` is the model's raw map [h, w] for `frame`; `resize` is
-    the image preset's ("square" or "short_side"), which decides the part of the frame it covers."""
+    the image preset's ("square" or "short_side"), which decides the part of the frame it covers;
+    `centres` where each cell looks (the model's `cell_centres`; None: the middles of equal blocks
+    of that part, for maps whose cells have no known receptive field)."""
     region = map_region(frame.width, frame.height, resize)
     norm, lo, hi = normalise(heat)
-    peaks = to_peaks(find_peaks(heat, top_k, region, (frame.width, frame.height)))
-    return Localization(inference, frame, audio, timing, model, peaks, norm, (lo, hi), region, activity, on_screen)
+    if centres is None:
+        centres = CellCentres.from_region(region, norm.shape)
+    peaks = to_peaks(find_peaks(heat, top_k, region, (frame.width, frame.height), centres=centres))
+    return Localization(inference, frame, audio, timing, model, peaks, norm, (lo, hi), region, activity, on_screen,
+                        centres=centres)

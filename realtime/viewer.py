@@ -273,10 +273,12 @@ class ViewerWindow(QtWidgets.QMainWindow):
     def _show_heatmap(self, msg: wire.Message) -> None:
         loc = msg.localization()
         width, height = loc.frame.width, loc.frame.height
-        x0, y0, x1, y1 = loc.region
         heat = loc.heatmap
         if heat is None or heat.ndim != 2 or heat.size == 0:
             return
+        # Each cell's value centred where the cell looks (protocol §5): Qt draws the image's pixels as
+        # equal blocks over the rectangle, so the rectangle is the cells' extent, not the region.
+        x0, y0, x1, y1 = loc.centres.extent(heat.shape) if loc.centres is not None else loc.region
         heat = np.nan_to_num(np.asarray(heat, dtype=np.float32))
         up = max(1, int(self.config.upsample))
         if up > 1:

@@ -18,17 +18,20 @@ for anything malformed, so receivers can count and skip instead of crashing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
+from soundlens.models.geometry import CellCentres
 from soundlens.realtime.result import AudioWindow, FrameInfo, Localization, ModelInfo, Timing, to_peaks
 
 PREFIX = "soundlens"
 MAJOR = 1
-MINOR = 2  # 1.1: tracks, activity, on_screen; 1.2: latest topics, stamp strings, skipped hops (docs/protocol.md §10)
+MINOR = 3  # 1.1: tracks, activity, on_screen; 1.2: latest topics, stamp strings, skipped hops; 1.3: cell centres
+# (docs/protocol.md §10)
 VERSION = (MAJOR, MINOR)
 TOPIC_ROOT = f"{PREFIX}.v{MAJOR}."
 LATEST_ROOT = f"{PREFIX}.latest.v{MAJOR}."  # the single-frame form (docs/protocol.md §1.1)
@@ -390,6 +393,8 @@ def result_header(kind: str, loc: Localization) -> dict:
     }
     if kind == "heatmap":
         header["heatmap"] = {"range": list(loc.raw_range), "region": list(loc.region)}
+        if loc.centres is not None:  # 1.3: where each cell looks (§5); 1.2 readers ignore it
+            header["heatmap"]["centres"] = loc.centres.to_json()
     # 1.1: every result says how loud its window was and, where the method has one, whether the
     # sound looks visible; 1.0 readers ignore the keys.
     if loc.activity is not None:
@@ -439,6 +444,11 @@ def decode_localization(msg: Message) -> Localization:
     region, raw_range = extra.get("region"), extra.get("range")
     if not isinstance(region, list) or not region:
         region = (0.0, 0.0, float(frame["width"]), float(frame["height"]))
+    heat = msg.arrays.get("heatmap") if msg.kind == "heatmap" else None
+    centres = CellCentres.from_json(extra.get("centres"))
+    if centres is None and heat is not None and heat.ndim == 2 and heat.size:  # a 1.2 publisher: block middles
+        with contextlib.suppress(TypeError, ValueError):  # a region that is no 4 numbers places nothing
+            centres = CellCentres.from_region(region, heat.shape)
     return Localization(
         inference=h["inference"],
         frame=FrameInfo(frame["index"], frame["width"], frame["height"], frame.get("media_s")),
@@ -446,13 +456,14 @@ def decode_localization(msg: Message) -> Localization:
         timing=Timing(h["stamp_ns"], mono["capture"], mono["infer_start"], mono["infer_end"], mono.get("publish")),
         model=ModelInfo(model["id"], str(model.get("method", ""))),
         peaks=to_peaks(h["peaks"]),
-        heatmap=msg.arrays.get("heatmap") if msg.kind == "heatmap" else None,
+        heatmap=heat,
         raw_range=tuple(raw_range) if isinstance(raw_range, list) else None,
         region=tuple(region),
         activity=_activity(h.get("activity")),
         on_screen=_on_screen(h.get("on_screen")),
         hops_skipped=_count(h.get("hops_skipped")),  # absent from 1.0 publishers
         frames_skipped=_count(h.get("frames_skipped")),
+        centres=centres,
     )
 
 

@@ -309,4 +309,6 @@ class InferenceWorker:
                 "cell_size": [(x1 - x0) / mw, (y1 - y0) / mh],
                 "values": "min-max normalised to [0, 1]; header heatmap.range holds the raw [min, max]",
             }
+            if self.last.centres is not None:  # 1.3: cell (r, c) looks at origin + (c, r) * step (§5)
+                out["heatmap"]["centres"] = self.last.centres.to_json()
         return out

@@ -43,7 +43,7 @@ def test_heatmap_roundtrip_keeps_every_field():
     for key, value in header.items():
         assert msg.header[key] == value, key
     assert msg.header["schema"] == "soundlens.heatmap"
-    assert msg.header["version"] == [wire.MAJOR, wire.MINOR] == [1, 2]
+    assert msg.header["version"] == [wire.MAJOR, wire.MINOR] == [1, 3]
     assert msg.header["buffers"] == [{"name": "heatmap", "dtype": "<f4", "shape": [7, 7], "encoding": "raw"}]
     assert msg.seq == 41 and msg.session == header["session"]
     np.testing.assert_array_equal(msg.arrays["heatmap"], heat)

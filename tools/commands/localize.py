@@ -25,8 +25,9 @@ def localize_files(model_name: str, image: str, audio: str, out: str, device: st
                    top_k: int = 1) -> list[tuple[float, float]]:
     """Heatmap of `audio` over `image`, written as an overlay PNG at `out`; returns the peaks (x, y)
     as fractions of the width and height. The map is placed on the part of the image the model saw
-    and its peaks found as the live pipeline does (realtime.peaks), at the map's own resolution,
-    and drawn by the painter every SoundLens overlay uses."""
+    and its peaks found as the live pipeline does (realtime.peaks), at the map's own resolution, each
+    cell where it looks (the model's `cell_centres`), and drawn by the painter every SoundLens overlay
+    uses."""
     # torch, the model zoo and PIL load here, not at import: `soundlens localize --help` stays instant.
     import torch
     from PIL import Image
@@ -47,10 +48,11 @@ def localize_files(model_name: str, image: str, audio: str, out: str, device: st
     h, w = frame.shape[:2]
     resize = getattr(model.image_preset, "resize", "square")
     region = map_region(w, h, resize)
-    peaks = to_peaks(find_peaks(native, top_k, region=region, frame_size=(w, h)))
+    centres = model.cell_centres((h, w), native.shape)
+    peaks = to_peaks(find_peaks(native, top_k, region=region, frame_size=(w, h), centres=centres))
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(OverlayPainter(resize).draw(frame, normalise(native)[0], region, peaks)).save(path)
+    Image.fromarray(OverlayPainter(resize).draw(frame, normalise(native)[0], region, peaks, centres)).save(path)
     where = ", ".join(f"({p.u:.3f}, {p.v:.3f})" for p in peaks) or "none (flat map)"
     print(f"{path}: {model.method} heatmap over {w}x{h} frame; peak at {where} "
           f"(x, y as fractions of width, height)")

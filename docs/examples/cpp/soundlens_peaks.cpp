@@ -101,14 +101,22 @@ static std::vector<Peak> recompute_peaks(const json& header, size_t k) {
     const auto& region = header["heatmap"]["region"];  // x0, y0, x1, y1 in frame pixels
     double x0 = region[0].get<double>(), y0 = region[1].get<double>();
     double x1 = region[2].get<double>(), y1 = region[3].get<double>();
+    const json centres = header["heatmap"].value("centres", json());  // null from a 1.2 publisher
     double width = header["frame"]["width"].get<double>(), height = header["frame"]["height"].get<double>();
     std::vector<Peak> peaks;
     for (const Cell& cell : found) {
         std::vector<double> row(m[cell.r]), column(h);
         for (size_t r = 0; r < h; ++r) column[r] = m[r][cell.c];
-        double fx = (double(cell.c) + 0.5 + subcell(row, cell.c)) / double(w);
-        double fy = (double(cell.r) + 0.5 + subcell(column, cell.r)) / double(h);
-        double x = x0 + fx * (x1 - x0), y = y0 + fy * (y1 - y0);
+        double x, y;
+        if (centres.is_object()) {  // 1.3: the cell's own centre, origin + (index + offset) * step (§4.2 step 4)
+            x = centres["origin"][0].get<double>() + (double(cell.c) + subcell(row, cell.c)) * centres["step"][0].get<double>();
+            y = centres["origin"][1].get<double>() + (double(cell.r) + subcell(column, cell.r)) * centres["step"][1].get<double>();
+        } else {  // a 1.2 publisher: the middle of the cell's block of the region
+            double fx = (double(cell.c) + 0.5 + subcell(row, cell.c)) / double(w);
+            double fy = (double(cell.r) + 0.5 + subcell(column, cell.r)) / double(h);
+            x = x0 + fx * (x1 - x0);
+            y = y0 + fy * (y1 - y0);
+        }
         peaks.push_back({x / width, y / height, x, y, m[cell.r][cell.c]});
     }
     return peaks;
