@@ -2,10 +2,13 @@
 
     soundlens bench live [--model CKPT] [--seconds 20] [--out results.json] [--video FILE]
     soundlens bench accuracy --methods ezvsl,lvs,... --data procedural [--pairs N] [--epochs E] [--out DIR]
+    soundlens bench speed [--methods ...] [--batch 1,16] [--threads N] [--device cpu|cuda]
+                          [--backend eager,onnxruntime] [--reference] [--out JSON]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -166,9 +169,75 @@ def _run_accuracy(args) -> int:
     return 0
 
 
+# --- bench speed ------------------------------------------------------------------------------
+def _speed_arguments(parser) -> None:
+    from soundlens.models.speed import METHODS
+
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated (default {','.join(METHODS)})")
+    parser.add_argument("--batch", default="1,16", metavar="B,B", help="batch sizes (default 1,16)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, the cores)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--backend", default="eager", metavar="B[,B]",
+                        help="inference forms to time: eager (BatchNorm folded, cached front-end, inference mode) "
+                             "and/or onnxruntime (default eager)")
+    parser.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the plain eager reference (unoptimised path) in the same run (default on)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per form (default 5)")
+    parser.add_argument("--encoder", default=None, help="trunk for every method (default: each paper's)")
+    parser.add_argument("--no-stages", dest="stages", action="store_false", help="skip the per-stage pass")
+    parser.add_argument("--out", metavar="JSON", default=None, help="write the report here (and a .md beside it)")
+
+
+def _run_speed(args) -> int:
+    from soundlens.models.speed import SpeedConfig, bench_speed, markdown
+
+    try:
+        batches = tuple(int(b) for b in args.batch.split(",") if b.strip())
+    except ValueError:
+        raise SoundLensError(f"--batch takes comma-separated integers (e.g. 1,16), got '{args.batch}'") from None
+    if not batches or min(batches) < 1 or args.repeats < 1:
+        raise SoundLensError("--batch sizes and --repeats must be >= 1")
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    backends = tuple(b.strip() for b in args.backend.split(",") if b.strip())
+    flags = f"--methods {','.join(methods)} --batch {','.join(map(str, batches))} --device {args.device} " \
+            f"--backend {','.join(backends)} --repeats {args.repeats}" + (" --reference" if args.reference else "")
+    if args.threads:
+        flags += f" --threads {args.threads}"
+    if args.encoder:
+        flags += f" --encoder {args.encoder}"
+    config = SpeedConfig(methods=methods, batches=batches, threads=args.threads, device=args.device,
+                         backends=backends, reference=args.reference, repeats=args.repeats, stages=args.stages,
+                         options={"encoder": args.encoder} if args.encoder else {},
+                         command="soundlens bench speed " + flags)
+
+    def progress(row) -> None:
+        x = row["speedup_vs_reference"]
+        print(f"{row['method']} b{row['batch']} {row['form']}: {row['total_ms']['median']:g} ms, "
+              f"{row['clips_per_s']:g} clips/s, map diff {row['max_map_diff']:.1e}"
+              + (f", x{x:g} vs reference" if x else ""), flush=True)
+
+    report = bench_speed(config, on_row=progress)
+    table = markdown(report)
+    print(table)
+    if args.out:
+        path = Path(args.out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        path.with_suffix(".md").write_text(f"`{report['command']}`\n\n{table}\n")
+        print(f"wrote {path}, {path.with_suffix('.md')}")
+    bad = [r for r in report["results"] if not r["equal_to_1e-4"]]
+    if bad:
+        print("maps differ from the eager float32 model by more than 1e-4: "
+              + ", ".join(f"{r['method']} b{r['batch']} {r['form']}" for r in bad))
+        return 1
+    return 0
+
+
 # sub-subcommand -> (add its arguments, run it, summary)
 BENCHES: dict[str, tuple] = {
     "live": (_live_arguments, _run_live, "heatmaps/s, capture->publish latency and CPU of the live pipeline"),
     "accuracy": (_accuracy_arguments, _run_accuracy,
                  "train each method with one budget on the procedural benchmark; cIoU/AUC/R@K table + plots"),
+    "speed": (_speed_arguments, _run_speed,
+              "forward time per method and stage, throughput, memory and map agreement against a plain eager reference"),
 }
