@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from soundlens.models.devices import describe_device, pick_device
 from soundlens.models.frontends import select_window
+from soundlens.models.inference import for_inference
 from soundlens.realtime.activity import DEFAULT_SILENCE_DB, OnScreenReader, audio_activity
 from soundlens.realtime.result import (
     AudioWindow,
@@ -30,11 +31,13 @@ from soundlens.realtime.ring import AudioRing, Frame
 class Localizer:
     def __init__(self, model, sample_rate: int, *, device: str = "auto", model_id: str = "", peaks: int = 3,
                  threads: int | None = None, silence_db: float = DEFAULT_SILENCE_DB,
-                 on_screen_threshold: float | None = None):
+                 on_screen_threshold: float | None = None, backend: str = "eager"):
         if threads:
             torch.set_num_threads(threads)
         self.device = pick_device(device)
-        self.model = model.to(self.device).eval()
+        # Its fastest form that keeps the answer (BatchNorm folded, cached front-end; or ONNX Runtime),
+        # the plain eager model when that form cannot be built (models.inference, docs/benchmarks.md#speed).
+        self.model = for_inference(model, backend, device=self.device, threads=threads)
         self.sample_rate = int(sample_rate)
         self.window = int(round(model.audio_preset.input_seconds * self.sample_rate))  # samples per window
         self.resize = getattr(model.image_preset, "resize", "square")
