@@ -192,14 +192,20 @@ def _memory_mb(device: torch.device) -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
-def _forms(model, config: SpeedConfig, device: torch.device) -> list[_Form]:
-    forms = []
+def _forms(model, config: SpeedConfig, device: torch.device) -> tuple[list[_Form], dict[str, str]]:
+    """The forms to time, and {backend: why not} for those this model has none of (JSA's adaptive
+    pooling does not export to ONNX, SIRA's flow input is not in the graph)."""
+    forms, missing = [], {}
     if config.reference:
         forms.append(_Form("reference", _reference(model), torch.no_grad, device))
     for backend in config.backends:
-        fast = for_inference(model, backend, device=device, threads=config.threads, fallback=False)
+        try:
+            fast = for_inference(model, backend, device=device, threads=config.threads, fallback=False)
+        except SoundLensError as err:
+            missing[backend] = str(err)
+            continue
         forms.append(_Form(backend, fast, torch.inference_mode, device))
-    return forms
+    return forms, missing
 
 
 def bench_method(method: str, batch: int, config: SpeedConfig, on_row=None) -> list[dict]:
@@ -209,7 +215,7 @@ def bench_method(method: str, batch: int, config: SpeedConfig, on_row=None) -> l
     torch.manual_seed(config.seed)
     model = calibrate_batchnorm(models.create(method, **config.options).to(device))
     frames, wav, rate = _inputs(model, batch, config.seed)
-    forms = _forms(model, config, device)
+    forms, missing = _forms(model, config, device)
     with torch.no_grad():  # the answer every form is held to: the eager float32 model as built
         truth = model.localize(frames, wav, rate)
     for form in forms:
@@ -240,6 +246,11 @@ def bench_method(method: str, batch: int, config: SpeedConfig, on_row=None) -> l
             ref_ms = median
         row["speedup_vs_reference"] = round(ref_ms / median, 3) if ref_ms else None
         row["equal_to_1e-4"] = row["max_map_diff"] <= MAP_TOLERANCE
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    for backend, why in missing.items():
+        row = {"method": method, "batch": batch, "form": backend, "unavailable": why}
         rows.append(row)
         if on_row is not None:
             on_row(row)
@@ -289,6 +300,10 @@ def markdown(report: dict) -> str:
         return "–" if v is None else f"{v:g}"
 
     for r in report["results"]:
+        if "unavailable" in r:
+            lines.append(f"| {r['method']} | {r['batch']} | {r['form']} | unavailable: {r['unavailable'][:90]} |"
+                         + " |" * 8)
+            continue
         s = r["stages_ms"]
         head_ms = s.get("head") if s.get("head") is not None else s.get("graph")
         lines.append(f"| {r['method']} | {r['batch']} | {r['form']} | {r['total_ms']['median']:g} | "

@@ -164,6 +164,16 @@ def test_bench_speed_cli_writes_json_and_markdown(tmp_path, capsys):
     assert "x reference" in capsys.readouterr().out
 
 
+def test_bench_speed_reports_a_form_a_method_lacks():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    report = bench_speed(SpeedConfig(methods=("jsa",), batches=(1,), repeats=1, backends=("eager", "onnxruntime"),
+                                     stages=False, options={"encoder": "lite"}))
+    rows = {r["form"]: r for r in report["results"]}
+    assert rows["eager"]["equal_to_1e-4"] and "cannot be exported to ONNX" in rows["onnxruntime"]["unavailable"]
+    assert "| jsa | 1 | onnxruntime | unavailable" in markdown(report)
+
+
 def _has_onnx() -> bool:
     try:
         import onnx  # noqa: F401

@@ -211,6 +211,9 @@ def _run_speed(args) -> int:
                          command="soundlens bench speed " + flags)
 
     def progress(row) -> None:
+        if "unavailable" in row:
+            print(f"{row['method']} b{row['batch']} {row['form']}: unavailable ({row['unavailable']})", flush=True)
+            return
         x = row["speedup_vs_reference"]
         print(f"{row['method']} b{row['batch']} {row['form']}: {row['total_ms']['median']:g} ms, "
               f"{row['clips_per_s']:g} clips/s, map diff {row['max_map_diff']:.1e}"
@@ -225,7 +228,7 @@ def _run_speed(args) -> int:
         path.write_text(json.dumps(report, indent=2) + "\n")
         path.with_suffix(".md").write_text(f"`{report['command']}`\n\n{table}\n")
         print(f"wrote {path}, {path.with_suffix('.md')}")
-    bad = [r for r in report["results"] if not r["equal_to_1e-4"]]
+    bad = [r for r in report["results"] if not r.get("equal_to_1e-4", True)]
     if bad:
         print("maps differ from the eager float32 model by more than 1e-4: "
               + ", ".join(f"{r['method']} b{r['batch']} {r['form']}" for r in bad))
