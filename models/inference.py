@@ -14,6 +14,7 @@ import contextlib
 import copy
 import hashlib
 import io
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -136,8 +137,6 @@ def onnx_path(model: nn.Module, checkpoint: str | Path | None = None) -> Path:
 
 
 def _writable(folder: Path) -> bool:
-    import os
-
     return folder.is_dir() and os.access(folder, os.W_OK)
 
 
@@ -160,7 +159,7 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = 17) -> Path:
     graph = _HeatmapGraph(fast).eval()
     tmp = path.with_name(path.name + ".part")
     try:  # the exporter prints whole graphs on failure: one line is the useful part
-        with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        with torch.no_grad(), _quiet(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(graph, example_inputs(fast, 2), str(tmp), input_names=["images", "specs"],
                               output_names=["heatmap"], opset_version=opset, dynamo=False,
@@ -183,6 +182,26 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = 17) -> Path:
                                  f"(max min-max difference {diff:.2e} at batch {batch}); use --backend eager")
     tmp.replace(path)
     return path
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence stdout and stderr at the file-descriptor level: the TorchScript exporter logs whole
+    graphs from C++ (`_jit_onnx_log`) when it fails, which Python's redirect_stdout does not catch."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
 
 
 def _on_cuda(model: nn.Module) -> bool:

@@ -205,6 +205,8 @@ def _run_speed(args) -> int:
         flags += f" --threads {args.threads}"
     if args.encoder:
         flags += f" --encoder {args.encoder}"
+    if not args.stages:
+        flags += " --no-stages"
     config = SpeedConfig(methods=methods, batches=batches, threads=args.threads, device=args.device,
                          backends=backends, reference=args.reference, repeats=args.repeats, stages=args.stages,
                          options={"encoder": args.encoder} if args.encoder else {},
