@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from soundlens.models.encoders import cell_geometry
 from soundlens.models.errors import SoundLensError
-from soundlens.models.images import crop_box
 from soundlens.training.params import TrainConfig
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -189,29 +187,25 @@ def _fit(model, dataset: Dataset, config: TrainConfig, log) -> list[dict]:
 def localization_hits(model, dataset: Dataset, batch_size: int = 64) -> torch.Tensor:
     """Pointing game: for each non-silent sample, is the heatmap's peak inside the sounding box?
 
-    The peak cell's position is where that cell looks: the receptive-field centre of the image
-    trunk's cell (`models.encoders.cell_geometry`), compared with the ground-truth box mapped into
-    the model's input frame. (Drawing the map resized to the image puts a cell at the middle of its
-    block instead, 3.5 px right of and below where a lite-trunk cell looks: on these small objects
-    that alone moved peaks on an object's edge outside its box.) Models without an `imgnet` trunk
-    are placed at the block's middle. Returns a bool tensor [N]; official protocols keep their
-    own upsampling (`pointing_hits`).
+    The peak cell's position is where that cell looks on the frame, `model.cell_centres`
+    (`models.geometry`, the one owner of the cell -> pixel mapping that peaks, the wire and the
+    overlay use): the receptive-field centre of the image trunk's cell, through the image preset.
+    (The middle of the cell's block, where a resized map draws it, is 3.5 px right of and below
+    where a lite-trunk cell looks: on these small objects that alone moved peaks on an object's
+    edge outside its box.) Returns a bool tensor [N]; official protocols keep their own upsampling
+    (`pointing_hits`).
     """
     model.eval()
     hits = []
-    size = model.image_preset.size
-    trunk = getattr(model, "imgnet", None)
-    geometry = cell_geometry(trunk) if trunk is not None else None  # the same for every batch
     for batch in DataLoader(dataset, batch_size=batch_size):
         inputs = model_inputs(model, batch, train=False)
         maps = model.heatmap(inputs["images"], inputs["specs"]).float()
         h, w = maps.shape[-2:]
-        stride_y, offset_y = geometry or (size / h, size / h / 2)
-        stride_x, offset_x = geometry or (size / w, size / w / 2)
+        centres = model.cell_centres(tuple(batch["frame"].shape[1:3]), (h, w))
         idx = maps.flatten(1).argmax(dim=1)
-        y, x = (idx // w).float() * stride_y + offset_y, (idx % w).float() * stride_x + offset_x
-        frame_hw = tuple(batch["frame"].shape[1:3])
-        box = crop_box(batch["box"].float().to(maps.device), frame_hw, model.image_preset)
+        x = centres.origin[0] + (idx % w).float() * centres.step[0]
+        y = centres.origin[1] + (idx // w).float() * centres.step[1]
+        box = batch["box"].float().to(maps.device)
         inside = (x >= box[:, 0]) & (x <= box[:, 2]) & (y >= box[:, 1]) & (y <= box[:, 3])
         if "silent" in batch:
             inside = inside[~batch["silent"].to(inside.device)]
