@@ -224,6 +224,10 @@ def _session(path: Path, threads: int | None):
     # inter-op thread: these graphs are one chain, parallel branches buy nothing on 2 cores.
     options.intra_op_num_threads = threads if threads else torch.get_num_threads()
     options.inter_op_num_threads = 1
+    # No busy-waiting after a run: ORT's pool otherwise spins on both cores for a while after each
+    # call, taking them from torch's threads (the front-end, the live pipeline's other stages, and the
+    # eager forms `bench speed` interleaves with it, which it made look 3x slower).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
