@@ -28,3 +28,14 @@ def trained_lite_model():
     from soundlens import models
 
     return models.load("default")
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> str:
+    """An untrained lite EZ-VSL saved as a real SoundLens checkpoint: a real model's maps, for tests of
+    the plumbing (live, analyze, the wire), which does not depend on training."""
+    from soundlens import models
+
+    path = tmp_path_factory.mktemp("ckpt") / "lite.safetensors"
+    models.save(models.create("ezvsl", encoder="lite"), path)
+    return str(path)

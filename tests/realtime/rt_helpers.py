@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-VIDEOS = Path("/work/shared/fixtures/videos")
+# ../shared/fixtures beside the clone (as tests/conftest.py finds it), or $SOUNDLENS_FIXTURES
+VIDEOS = Path(os.environ.get("SOUNDLENS_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures")) / "videos"
 
 
 @dataclass(frozen=True)

@@ -36,16 +36,6 @@ def binary(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> str:
-    """An untrained lite EZ-VSL saved as a real SoundLens checkpoint: a real model's maps."""
-    from soundlens import models
-
-    path = tmp_path_factory.mktemp("ckpt") / "lite.safetensors"
-    models.save(models.create("ezvsl", encoder="lite"), path)
-    return str(path)
-
-
 def test_cpp_subscriber_matches_python_by_seq(binary, checkpoint, tmp_path):
     address = f"ipc://{tmp_path}/cpp.sock"
     argv = ["live", "--synthetic", "--model", checkpoint, "--publish", address, "--hop", "0.1",

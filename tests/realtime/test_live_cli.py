@@ -14,16 +14,6 @@ from soundlens.realtime import Subscriber, wire
 from soundlens.tools.main import main
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> str:
-    """An untrained lite EZ-VSL saved as a real SoundLens checkpoint (speed and plumbing only)."""
-    from soundlens import models
-
-    path = tmp_path_factory.mktemp("ckpt") / "lite.safetensors"
-    models.save(models.create("ezvsl", encoder="lite"), path)
-    return str(path)
-
-
 def test_live_video_publishes_until_seconds(checkpoint, tmp_path, capsys):
     address = f"ipc://{tmp_path}/live.sock"
     argv = ["live", "--video", str(fixture_video()), "--model", checkpoint, "--publish", address,

@@ -9,6 +9,7 @@ one complete row per video frame. A truncated file gives one clear error and a v
 from __future__ import annotations
 
 import json
+import os
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -19,17 +20,8 @@ import pytest
 from soundlens.models.errors import SoundLensError
 from soundlens.tools.main import main
 
-VIDEOS = Path("/work/shared/fixtures/videos")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> str:
-    """An untrained lite EZ-VSL as a real SoundLens checkpoint: the plumbing does not depend on training."""
-    from soundlens import models
-
-    path = tmp_path_factory.mktemp("ckpt") / "lite.safetensors"
-    models.save(models.create("ezvsl", encoder="lite"), path)
-    return str(path)
+# ../shared/fixtures beside the clone (as tests/conftest.py finds it), or $SOUNDLENS_FIXTURES
+VIDEOS = Path(os.environ.get("SOUNDLENS_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures")) / "videos"
 
 
 @pytest.fixture(scope="module")
