@@ -44,7 +44,7 @@ def learn(method: str, seed: int, save: str | None = None, per_epoch: bool = Fal
     from soundlens import models
     from soundlens.training.engine import TrainConfig, fit, localization_hits
     from soundlens.training.params import short_run_lr, short_run_options, short_run_schedule
-    from soundlens.training.reproducibility import NUMERICS_ENV
+    from soundlens.training.reproducibility import numerics
 
     start = time.perf_counter()
     train, heldout = training_pairs(seed), heldout_pairs()
@@ -67,7 +67,7 @@ def learn(method: str, seed: int, save: str | None = None, per_epoch: bool = Fal
         models.save(model, save)
     return {"method": method, "seed": seed, "options": options, "before": before, "after": after,
             "loss": [h["loss"] for h in history], "per_epoch": epoch_scores, "capability": torch.backends.cpu.get_cpu_capability(),
-            "kernel_env": {k: os.environ[k] for k in NUMERICS_ENV if k in os.environ},
+            "kernel_env": numerics()["kernel_env"],
             "threads": torch.get_num_threads(), "torch": torch.__version__, "data_sha256": _digest(train),
             "seconds": time.perf_counter() - start}
 
@@ -115,8 +115,7 @@ def _digest(dataset) -> str:
     return h.hexdigest()
 
 
-def start_config(method: str, seed: int, profile: str = "native", threads: int = 1,
-                 per_epoch: bool = False) -> subprocess.Popen:
+def start_config(method: str, seed: int, profile: str = "native", threads: int = 1) -> subprocess.Popen:
     """Start one run in a fresh process with the kernels of a numerics profile
     (`training.reproducibility.NUMERICS_PROFILES`: native | default | avx2) and `threads` threads for
     torch, OpenMP and MKL alike."""
@@ -125,7 +124,7 @@ def start_config(method: str, seed: int, profile: str = "native", threads: int =
     env = {k: v for k, v in os.environ.items() if k not in NUMERICS_ENV or profile == "native"}
     env.update(NUMERICS_PROFILES[profile], OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     cmd = [sys.executable, str(Path(__file__)), "--method", method, "--seed", str(seed), "--threads", str(threads)]
-    cmd += ["--profile", profile] + (["--per-epoch"] if per_epoch else [])
+    cmd += ["--profile", profile]
     return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
