@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from soundlens.models.errors import SoundLensError
+from soundlens.training.metrics.pointing import peak_in_box
 from soundlens.training.params import TrainConfig
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -193,7 +194,7 @@ def localization_hits(model, dataset: Dataset, batch_size: int = 64) -> torch.Te
     (The middle of the cell's block, where a resized map draws it, is 3.5 px right of and below
     where a lite-trunk cell looks: on these small objects that alone moved peaks on an object's
     edge outside its box.) Returns a bool tensor [N]; official protocols keep their own upsampling
-    (`pointing_hits`).
+    (`protocols.pointing_hits`); both score with `metrics.pointing`.
     """
     model.eval()
     hits = []
@@ -205,8 +206,7 @@ def localization_hits(model, dataset: Dataset, batch_size: int = 64) -> torch.Te
         idx = maps.flatten(1).argmax(dim=1)
         x = centres.origin[0] + (idx % w).float() * centres.step[0]
         y = centres.origin[1] + (idx // w).float() * centres.step[1]
-        box = batch["box"].float().to(maps.device)
-        inside = (x >= box[:, 0]) & (x <= box[:, 2]) & (y >= box[:, 1]) & (y <= box[:, 3])
+        inside = peak_in_box(x, y, batch["box"].float().to(maps.device))
         if "silent" in batch:
             inside = inside[~batch["silent"].to(inside.device)]
         hits.append(inside.cpu())
@@ -257,27 +257,6 @@ def predict(model, dataset: Dataset, batch_size: int = 32, embed: bool = True, w
     return out
 
 
-def pointing_hits(maps: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray | None], protocol) -> dict[str, bool]:
-    """Pointing game per sounding sample: is the peak of the map, upsampled with the protocol's
-    interpolation to its 224 x 224 frame, on a ground-truth pixel? (silent samples are skipped)."""
-    from soundlens.training.protocols import upsample_batch
-
-    ids = [i for i in gts if gts[i] is not None]
-    hits: dict[str, bool] = {}
-    for start in range(0, len(ids), 256):
-        part = ids[start:start + 256]
-        by_shape: dict[tuple, list[str]] = {}
-        arrays = {i: np.asarray(maps[i], dtype=np.float32) for i in part}
-        for i, m in arrays.items():
-            by_shape.setdefault(m.shape, []).append(i)
-        for group in by_shape.values():
-            up = upsample_batch([arrays[i] for i in group], protocol)
-            for i, u in zip(group, up, strict=True):
-                y, x = np.unravel_index(int(np.argmax(u)), u.shape)
-                hits[i] = bool(np.asarray(gts[i])[y, x] > 0)
-    return hits
-
-
 def score_annotated(ann, maps: Mapping[str, np.ndarray], protocol, object_maps: Mapping | None = None,
                     allow_missing: bool = False, maps_source: str = "heatmaps") -> dict:
     """Score maps against an `AnnotationSet` under a protocol: `protocols.score_maps` plus the
@@ -298,7 +277,7 @@ def score_annotated(ann, maps: Mapping[str, np.ndarray], protocol, object_maps: 
         raise SoundLensError(f"protocol {protocol.name} has no OGL fusion; drop --object-maps or pick another")
     gts = ann.gt_maps(protocol.gt_clip, have, silent_as_none=True)
     report = protocols.score_maps(maps, gts, protocol, object_maps=object_maps)
-    hits = pointing_hits(maps, gts, protocol)
+    hits = protocols.pointing_hits(maps, gts, protocol)
     report["hit_rate"] = float(np.mean(list(hits.values()))) if hits else float("nan")
     extra = sorted(set(maps) - set(ann.ids))
     report.update(annotation_kind=ann.kind, n_missing=len(missing), n_unannotated_maps=len(extra),

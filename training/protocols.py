@@ -261,6 +261,20 @@ def _upsample_grouped(ids: list[str], maps: Mapping[str, np.ndarray], protocol: 
     return out
 
 
+def pointing_hits(maps: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray | None],
+                  protocol: Protocol) -> dict[str, bool]:
+    """The pointing game per sounding sample: is the peak of the map, upsampled with the protocol's
+    interpolation to its size x size frame, on a ground-truth pixel (`metrics.peak_on_mask`)?
+    Samples whose GT is None (silent) are skipped."""
+    ids = [i for i in gts if gts[i] is not None]
+    hits: dict[str, bool] = {}
+    for start in range(0, len(ids), 256):
+        part = ids[start:start + 256]
+        up = _upsample_grouped(part, maps, protocol)
+        hits.update((i, metrics.peak_on_mask(up[i], gts[i])) for i in part)
+    return hits
+
+
 def instance_key_for(gts: Mapping, instance_naming: str | None = None) -> Callable[[str], str]:
     """The iIoU instance key of a scoring run (official_repos.md §2.4, `metrics.instances`).
 

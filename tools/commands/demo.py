@@ -27,6 +27,7 @@ from soundlens.models.errors import SoundLensError
 from soundlens.realtime.publisher import PublisherConfig, is_loopback
 from soundlens.realtime.subscriber import Subscriber
 from soundlens.realtime.wire import topic
+from soundlens.training.metrics.pointing import peak_in_box
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5555"
 
@@ -64,11 +65,7 @@ class Judge:
         segment = self.source.video.segment_at(t % self.source.video.seconds)
         # Judge a heatmap when a visible object sounds and the audio window is mostly its sound.
         judged = bool(truth["box"] is not None and loc.peaks and segment.start <= t - self.window_s / 2)
-        hit = None
-        if judged:
-            x1, y1, x2, y2 = truth["box"]
-            peak = loc.peaks[0]
-            hit = bool(x1 <= peak.x <= x2 and y1 <= peak.y <= y2)
+        hit = bool(peak_in_box(loc.peaks[0].x, loc.peaks[0].y, truth["box"])) if judged else None
         chance = None
         if truth["box"] is not None:
             x1, y1, x2, y2 = truth["box"]

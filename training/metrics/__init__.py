@@ -31,6 +31,7 @@ from soundlens.training.metrics.instances import (
     official_name,
     vggss_official_name,
 )
+from soundlens.training.metrics.pointing import peak_in_box, peak_on_mask
 from soundlens.training.metrics.retrieval import cross_modal_recall, recall_at_k
 from soundlens.training.metrics.slavc import (
     average_precision,
@@ -48,6 +49,6 @@ __all__ = [
     "official_name", "vggss_official_name", "MCIOU_THRESHOLDS", "adaptive_threshold", "auc", "average_precision", "ciou",
     "confidence", "cross_modal_recall", "f1_curve", "fraction_at_least", "frame_f_curves", "frame_ious",
     "fscore", "fscore_per_batch", "group_cious", "iauc", "iiou", "image_group", "localization_accuracy",
-    "max_f1", "mciou", "mean_ciou", "median_threshold", "minmax", "miou", "miou_per_batch",
+    "max_f1", "mciou", "mean_ciou", "median_threshold", "minmax", "miou", "miou_per_batch", "peak_in_box", "peak_on_mask",
     "precision_recall", "recall_at_k", "slavc_metrics", "success_curve",
 ]
