@@ -24,7 +24,7 @@ from soundlens.realtime.sources import SyntheticConfig, SyntheticSource  # noqa:
 from soundlens.realtime.viewer import ViewerConfig, ViewerWindow, ensure_app  # noqa: E402
 from soundlens.realtime.worker import WorkerConfig  # noqa: E402
 from soundlens.tools.commands.live import audio_buffer_seconds  # noqa: E402
-from soundlens.training.synth import scene_video  # noqa: E402
+from soundlens.training.synth import SceneConfig, SynthVideo  # noqa: E402
 
 
 def main() -> int:
@@ -36,9 +36,9 @@ def main() -> int:
     args = parser.parse_args()
 
     model = models.load(args.model)
-    source = SyntheticSource(SyntheticConfig(seconds=args.seconds + 10, seed=args.seed, image_size=256,
-                                             sample_rate=model.audio_preset.sample_rate,
-                                             audio_seconds=audio_buffer_seconds(model)), scene_video)
+    video = SynthVideo(args.seconds + 10, seed=args.seed, config=SceneConfig(image_size=256))
+    source = SyntheticSource(video, SyntheticConfig(sample_rate=model.audio_preset.sample_rate,
+                                                    audio_seconds=audio_buffer_seconds(model)))
     config = LiveConfig(worker=WorkerConfig(hop=0.1, preview=True, preview_fps=30, jpeg_quality=90),
                         publisher=PublisherConfig(address="tcp://127.0.0.1:*"))
     app = ensure_app(offscreen=os.environ.get("QT_QPA_PLATFORM") == "offscreen")

@@ -15,10 +15,9 @@ from soundlens.realtime.sources.media import MediaSource
 
 @dataclass
 class SyntheticConfig:
-    seconds: float = 20.0
-    seed: int = 0
-    fps: float = 25.0
-    image_size: int = 224
+    """How a rendered video is streamed. What it shows (length, seed, size, frame rate) is the
+    video's own: `training.synth.SynthVideo` declares the scene once."""
+
     realtime: bool = True
     loop: bool = False
     sample_rate: int = 16000  # ring rate; the clip's own rate is resampled to it if they differ
@@ -29,14 +28,15 @@ class SyntheticConfig:
 class SyntheticSource(MediaSource):
     kind = "synthetic"
 
-    def __init__(self, config: SyntheticConfig, make_video):
-        """`make_video(seconds, seed, image_size, fps)` renders the scene video: an object with `fps`,
-        `width`, `height`, `n_frames`, `sample_rate`, `audio()`, `frame(i)` and `truth(i)`, such as
-        `training.synth.scene_video` (the procedural benchmark; realtime does not import training)."""
-        self.config = cfg = config
-        super().__init__(f"seed{cfg.seed}", realtime=cfg.realtime, loop=cfg.loop, sample_rate=cfg.sample_rate,
-                         frame_capacity=cfg.frame_capacity, audio_seconds=cfg.audio_seconds)
-        self.video = make_video(cfg.seconds, cfg.seed, cfg.image_size, cfg.fps)
+    def __init__(self, video, config: SyntheticConfig | None = None):
+        """`video` renders the scene on demand: an object with `fps`, `width`, `height`, `n_frames`,
+        `sample_rate`, `audio()`, `frame(i)` and `truth(i)` (and optionally `seed`), such as
+        `training.synth.SynthVideo` (the procedural benchmark; realtime does not import training)."""
+        self.config = cfg = config or SyntheticConfig()
+        super().__init__(f"seed{getattr(video, 'seed', 0)}", realtime=cfg.realtime, loop=cfg.loop,
+                         sample_rate=cfg.sample_rate, frame_capacity=cfg.frame_capacity,
+                         audio_seconds=cfg.audio_seconds)
+        self.video = video
         self.fps = self.video.fps
         self.size = (self.video.width, self.video.height)
         track = self.video.audio()
@@ -66,4 +66,5 @@ class SyntheticSource(MediaSource):
                 yield "audio", a / sr, self._track[a:b]
 
     def describe(self) -> dict:
-        return {**super().describe(), "seconds": self.config.seconds, "seed": self.config.seed}
+        return {**super().describe(), "seconds": self.video.n_frames / self.fps,
+                "seed": getattr(self.video, "seed", None)}

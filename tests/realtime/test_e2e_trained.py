@@ -14,7 +14,7 @@ from soundlens.realtime.pipeline import LiveConfig, LivePipeline
 from soundlens.realtime.publisher import PublisherConfig
 from soundlens.realtime.sources import SyntheticConfig, SyntheticSource
 from soundlens.realtime.worker import WorkerConfig
-from soundlens.training.synth import scene_video
+from soundlens.training.synth import SynthVideo
 
 
 def nearest_object(x: float, y: float, objects: list[dict]) -> int:
@@ -27,7 +27,7 @@ def test_peak_follows_the_sounding_object(request):
         model = request.getfixturevalue("trained_lite_model")
     except SoundLensError as err:
         pytest.skip(f"the trained lite model is not available yet: {err}")
-    source = SyntheticSource(SyntheticConfig(seconds=16, seed=2024, realtime=False), scene_video)
+    source = SyntheticSource(SynthVideo(16, seed=2024), SyntheticConfig(realtime=False))
     config = LiveConfig(worker=WorkerConfig(hop=0.2, peaks=1), publisher=PublisherConfig(address="tcp://127.0.0.1:*"))
     heatmaps: list[wire.Message] = []
     with LivePipeline(model, source, source, config, model_id="default") as pipeline:

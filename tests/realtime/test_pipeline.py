@@ -14,7 +14,7 @@ from soundlens.realtime.pipeline import LiveConfig, LivePipeline
 from soundlens.realtime.publisher import PublisherConfig
 from soundlens.realtime.sources import SyntheticConfig, SyntheticSource, VideoFileConfig, VideoFileSource
 from soundlens.realtime.worker import WorkerConfig
-from soundlens.training.synth import scene_video
+from soundlens.training.synth import SceneConfig, SynthVideo
 
 ANY_PORT = "tcp://127.0.0.1:*"
 
@@ -98,7 +98,7 @@ def test_fast_mode_processes_every_hop_of_the_file_once():
 
 def test_slow_model_drops_stale_work_and_latency_stays_bounded():
     delay = 0.25
-    source = SyntheticSource(SyntheticConfig(seconds=10, fps=25, image_size=64, realtime=True), scene_video)
+    source = SyntheticSource(SynthVideo(10, fps=25, config=SceneConfig(image_size=64)), SyntheticConfig(realtime=True))
     model = StandInModel(delay=delay)
     config = LiveConfig(worker=WorkerConfig(hop=0.05), publisher=PublisherConfig(address=ANY_PORT), seconds=2.5)
     pipeline = LivePipeline(model, source, source, config)
@@ -117,7 +117,7 @@ def test_slow_model_drops_stale_work_and_latency_stays_bounded():
 
 def test_worker_gives_the_model_the_frame_before_each_frame():
     # motion input (SIRA's flow): every inference on a 25 fps file gets the frame just before it
-    source = SyntheticSource(SyntheticConfig(seconds=2, fps=25, image_size=64), scene_video)
+    source = SyntheticSource(SynthVideo(2, fps=25, config=SceneConfig(image_size=64)), SyntheticConfig())
     model = StandInModel()
     config = LiveConfig(worker=WorkerConfig(hop=0), publisher=PublisherConfig(address=ANY_PORT))
     pipeline = LivePipeline(model, source, source, config)
@@ -131,7 +131,7 @@ def test_worker_gives_the_model_the_frame_before_each_frame():
 
 
 def test_looping_keeps_one_timeline():
-    source = SyntheticSource(SyntheticConfig(seconds=0.4, fps=25, image_size=32, realtime=False, loop=True), scene_video)
+    source = SyntheticSource(SynthVideo(0.4, fps=25, config=SceneConfig(image_size=32)), SyntheticConfig(realtime=False, loop=True))
     source.pacer.release()  # no consumer: run free
     with source:
         assert wait_for(lambda: source.passes >= 3)

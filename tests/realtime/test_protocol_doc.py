@@ -22,7 +22,7 @@ from soundlens.realtime.publisher import PublisherConfig
 from soundlens.realtime.sources import SyntheticConfig, SyntheticSource
 from soundlens.realtime.tracks import CameraModel
 from soundlens.realtime.worker import WorkerConfig
-from soundlens.training.synth import scene_video
+from soundlens.training.synth import SceneConfig, SynthVideo
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "protocol.md"
@@ -40,7 +40,7 @@ def example_code(marker: str = "protocol-example") -> str:
 def live(address: str, hop: float = 0.1, seconds: float = 60):
     """The real pipeline at a realistic rate (10 results/s; stand-in model, procedural clip, tracks
     with directions from a 60-degree pinhole), publishing on `address`."""
-    source = SyntheticSource(SyntheticConfig(seconds=seconds, image_size=64, realtime=True), scene_video)
+    source = SyntheticSource(SynthVideo(seconds, config=SceneConfig(image_size=64)), SyntheticConfig(realtime=True))
     config = LiveConfig(worker=WorkerConfig(hop=hop, camera=CameraModel.from_hfov(60)),
                         publisher=PublisherConfig(address=address))
     stop = threading.Event()

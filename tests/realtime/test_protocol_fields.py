@@ -17,7 +17,7 @@ from soundlens.realtime.publisher import PublisherConfig
 from soundlens.realtime.sources import SyntheticConfig, SyntheticSource
 from soundlens.realtime.stats import Rate
 from soundlens.realtime.worker import PreviewBudget, WorkerConfig, preview_size
-from soundlens.training.synth import scene_video
+from soundlens.training.synth import SceneConfig, SynthVideo
 
 ANY_PORT = "tcp://127.0.0.1:*"
 WIDTH, HEIGHT = 320, 180
@@ -26,12 +26,12 @@ SPOT = (250, 30)  # x, y of a bright patch: cell row 0 (30 / 45), column 6 (250 
 
 
 class SpotVideo:
-    """A 320x180 scene (the `make_video` contract of SyntheticSource): black with one bright
+    """A 320x180 scene (the video contract of SyntheticSource): black with one bright
     10x10 patch centred on SPOT, and noise for audio."""
 
     fps, width, height, sample_rate = 25.0, WIDTH, HEIGHT, 16000
 
-    def __init__(self, seconds, seed, image_size, fps):
+    def __init__(self, seconds):
         self.n_frames = int(seconds * self.fps)
 
     def audio(self):
@@ -69,7 +69,7 @@ class GridModel(StandInModel):
 
 def collect(model, seconds=2.0, **worker) -> tuple[list[wire.Message], LivePipeline]:
     """Run the pipeline on SpotVideo; every message a real Subscriber received (multipart and latest)."""
-    source = SyntheticSource(SyntheticConfig(seconds=10, realtime=True), SpotVideo)
+    source = SyntheticSource(SpotVideo(10), SyntheticConfig(realtime=True))
     config = LiveConfig(worker=WorkerConfig(**{"hop": 0.1, **worker}), publisher=PublisherConfig(address=ANY_PORT),
                         seconds=seconds)
     received: list[wire.Message] = []
@@ -166,7 +166,7 @@ def test_every_inference_carries_a_preview_at_the_default_rates():
 
 
 def test_skipped_hops_and_frames_are_in_each_message():
-    source = SyntheticSource(SyntheticConfig(seconds=10, fps=25, image_size=64, realtime=True), scene_video)
+    source = SyntheticSource(SynthVideo(10, fps=25, config=SceneConfig(image_size=64)), SyntheticConfig(realtime=True))
     config = LiveConfig(worker=WorkerConfig(hop=0.05), publisher=PublisherConfig(address=ANY_PORT), seconds=2.5)
     received: list[wire.Message] = []
     pipeline = LivePipeline(StandInModel(delay=0.25), source, source, config)

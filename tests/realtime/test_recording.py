@@ -29,7 +29,7 @@ from soundlens.realtime.recording import (
 from soundlens.realtime.sources import SyntheticConfig, SyntheticSource
 from soundlens.realtime.worker import WorkerConfig
 from soundlens.tools.main import main
-from soundlens.training.synth import scene_video
+from soundlens.training.synth import SceneConfig, SynthVideo
 
 CLI = [sys.executable, "-m", "soundlens.tools.main"]
 
@@ -38,7 +38,7 @@ class LiveStream:
     """The live pipeline (stand-in model, procedural clip at real time) publishing on `address`."""
 
     def __init__(self, address: str, preview: bool = False):
-        source = SyntheticSource(SyntheticConfig(seconds=60, image_size=64, realtime=True), scene_video)
+        source = SyntheticSource(SynthVideo(60, config=SceneConfig(image_size=64)), SyntheticConfig(realtime=True))
         config = LiveConfig(worker=WorkerConfig(hop=0.05, preview=preview), publisher=PublisherConfig(address=address),
                             status_interval=0.5)
         self.pipeline = LivePipeline(StandInModel(), source, source, config)

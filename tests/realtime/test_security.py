@@ -17,7 +17,7 @@ from soundlens.realtime.recording import Recorder, RecorderConfig, RecordingRead
 from soundlens.realtime.sources import SyntheticConfig, SyntheticSource
 from soundlens.realtime.worker import WorkerConfig
 from soundlens.tools.main import main
-from soundlens.training.synth import scene_video
+from soundlens.training.synth import SceneConfig, SynthVideo
 
 HEATMAP = wire.topic("heatmap", "cam0")
 
@@ -30,7 +30,7 @@ def keys(tmp_path):
 
 
 def test_curve_end_to_end_right_key_receives_wrong_and_plain_get_nothing(keys, tmp_path):
-    source = SyntheticSource(SyntheticConfig(seconds=30, image_size=64, realtime=True), scene_video)
+    source = SyntheticSource(SynthVideo(30, config=SceneConfig(image_size=64)), SyntheticConfig(realtime=True))
     config = LiveConfig(worker=WorkerConfig(hop=0.1),
                         publisher=PublisherConfig(address="tcp://127.0.0.1:*", curve_secret_file=keys["secret"]))
     stop = threading.Event()

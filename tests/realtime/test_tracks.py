@@ -192,7 +192,7 @@ class SilentClip:
 
 
 def run_tracks(model, make_video, tmp_path, seconds=6.0, **worker):
-    source = SyntheticSource(SyntheticConfig(seconds=seconds, seed=3, realtime=False, image_size=224), make_video)
+    source = SyntheticSource(make_video(seconds, 3, 224, 25.0), SyntheticConfig(realtime=False))
     config = LiveConfig(worker=WorkerConfig(hop=0.1, device="cpu", **worker),
                         publisher=PublisherConfig(address=f"ipc://{tmp_path}/tracks.sock", queue=64))
     received = []

@@ -115,11 +115,11 @@ def _build(args, model, address: str):
     from soundlens.realtime.sources import SyntheticConfig, SyntheticSource
     from soundlens.realtime.worker import WorkerConfig
     from soundlens.tools.commands.live import audio_buffer_seconds
-    from soundlens.training.synth import scene_video
+    from soundlens.training.synth import SceneConfig, SynthVideo
 
-    source = SyntheticSource(SyntheticConfig(seconds=args.seconds, seed=args.seed, image_size=args.size,
-                                             realtime=True, sample_rate=model.audio_preset.sample_rate,
-                                             audio_seconds=audio_buffer_seconds(model)), scene_video)
+    video = SynthVideo(args.seconds, seed=args.seed, config=SceneConfig(image_size=args.size))
+    source = SyntheticSource(video, SyntheticConfig(realtime=True, sample_rate=model.audio_preset.sample_rate,
+                                                    audio_seconds=audio_buffer_seconds(model)))
     config = LiveConfig(
         worker=WorkerConfig(hop=args.hop, device=args.device, stream="cam0", peaks=3, preview=True,
                             preview_width=max(320, args.size), preview_fps=30.0, jpeg_quality=90),

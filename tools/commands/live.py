@@ -130,11 +130,11 @@ def build_sources(args, sample_rate: int, audio_seconds: float):
         video = VideoFileSource(VideoFileConfig(path=args.video, realtime=args.realtime, loop=args.loop,
                                                 audio=not mic, sample_rate=sample_rate, audio_seconds=audio_seconds))
     else:
-        from soundlens.training.synth import scene_video  # the procedural benchmark is heavy: only when used
+        from soundlens.training.synth import SynthVideo  # the procedural benchmark is heavy: only when used
 
-        video = SyntheticSource(SyntheticConfig(seconds=args.synthetic_seconds, seed=args.seed,
-                                                realtime=args.realtime, loop=args.loop, sample_rate=sample_rate,
-                                                audio_seconds=audio_seconds), scene_video)
+        video = SyntheticSource(SynthVideo(args.synthetic_seconds, seed=args.seed),
+                                SyntheticConfig(realtime=args.realtime, loop=args.loop, sample_rate=sample_rate,
+                                                audio_seconds=audio_seconds))
     if mic:
         audio = MicrophoneSource(MicrophoneConfig(device=parse_mic(args.mic), sample_rate=sample_rate,
                                                   seconds=audio_seconds))

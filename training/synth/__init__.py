@@ -8,9 +8,9 @@ moving objects whose sounding one changes over time.
 from soundlens.training.synth.classes import CLASSES, SPECS, ClassSpec
 from soundlens.training.synth.pairs import SynthPairs, item_id, item_scene, write_pairs
 from soundlens.training.synth.scene import Scene, SceneConfig, make_scene
-from soundlens.training.synth.video import Segment, SynthVideo, scene_video, write_video
+from soundlens.training.synth.video import Segment, SynthVideo, write_video
 
 __all__ = [
     "CLASSES", "SPECS", "ClassSpec", "Scene", "SceneConfig", "make_scene", "SynthPairs", "item_id",
-    "item_scene", "write_pairs", "Segment", "SynthVideo", "scene_video", "write_video",
+    "item_scene", "write_pairs", "Segment", "SynthVideo", "write_video",
 ]

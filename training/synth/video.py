@@ -68,7 +68,7 @@ class SynthVideo:
             raise SoundLensError(f"a video needs seconds > 0 and fps > 0 giving >= 1 frame (got {seconds} s at {fps} fps)")
         if seed < 0:
             raise SoundLensError(f"seed must be >= 0, got {seed}")
-        self.seconds, self.fps, self.config = float(seconds), float(fps), config
+        self.seconds, self.fps, self.config, self.seed = float(seconds), float(fps), config, seed
         self.n_frames = int(round(seconds * fps))
         self.size = self.width = self.height = config.image_size
         self.sample_rate = config.sample_rate
@@ -235,7 +235,3 @@ def write_video(
     return sidecar
 
 
-def scene_video(seconds: float, seed: int, image_size: int, fps: float) -> SynthVideo:
-    """A procedural scene video with default scene settings: the generator `realtime`'s
-    `SyntheticSource` and the demo stream."""
-    return SynthVideo(seconds, seed=seed, config=SceneConfig(image_size=image_size), fps=fps)
