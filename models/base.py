@@ -25,7 +25,9 @@ class MethodConfig:
     encoder: str = "resnet18"  # image/audio trunk: resnet18 | resnet18_lvs | lite
     audio_preset: str = "ezvsl"
     image_preset: str | None = None  # None: "lite" for the lite encoder, else the method's own
-    pretrained_image: str | None = None  # local file with image-trunk weights (never downloaded)
+    # local file with image-trunk weights; never downloaded here (`soundlens train --image-weights imagenet`
+    # fetches torchvision's first: models.imagenet)
+    pretrained_image: str | None = None
     # The lite image trunk's padding mode (models.encoders.LiteTrunk says why "replicate");
     # checkpoints saved without this field were trained with "zeros" and load that way.
     lite_padding: str = "replicate"

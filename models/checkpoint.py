@@ -142,7 +142,11 @@ def load(name_or_path: str | Path, device: str | torch.device | None = None):
                              f"reads format {FORMAT_VERSION}: upgrade SoundLens")
     config = json.loads(meta["config"])
     config.setdefault("lite_padding", "zeros")  # written before the field existed: trained with zero padding
+    # The image-trunk file only initialised training (the checkpoint holds the trained trunk): it is
+    # recorded, not read, so a checkpoint loads where that file is not.
+    initialised_from = config.pop("pretrained_image", None)
     model = create(meta["method"], **config)
+    model.config.pretrained_image = initialised_from
     state = load_file(str(path))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

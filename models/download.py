@@ -30,9 +30,10 @@ def _by_hand(url: str, file: str = "") -> str:
 
 
 def download(url: str, dest: Path, file: str = "", retries: int = 3, timeout: float = 30.0,
-             quiet: bool = False) -> Path:
+             quiet: bool = False, by_hand: str | None = None) -> Path:
     """Fetch `url` to `dest`. A partial file from an earlier, interrupted call for the same `dest` is
-    resumed. For a Google Drive folder URL, `file` (a glob) picks the one file to fetch from it."""
+    resumed. For a Google Drive folder URL, `file` (a glob) picks the one file to fetch from it.
+    `by_hand` is the advice the errors end with when the host cannot give the file (default: a pull's)."""
     gdown, requests = _gdown()
     from gdown.exceptions import DownloadError, FileURLRetrievalError
 
@@ -41,6 +42,7 @@ def download(url: str, dest: Path, file: str = "", retries: int = 3, timeout: fl
     drive = host.endswith("google.com")
     folder = drive and "/folders/" in url
     file = file if folder else ""  # a file inside a Drive folder; meaningless for any other URL
+    by_hand = by_hand or _by_hand(url, file)
     try:
         target = url
         if folder:
@@ -53,16 +55,16 @@ def download(url: str, dest: Path, file: str = "", retries: int = 3, timeout: fl
         raise
     except FileURLRetrievalError as err:  # Drive answered with a page instead of the file
         raise SoundLensError(f"{host} did not hand out the file ({_first_line(err)}): a quota, permission or "
-                             f"removed-file page; {_by_hand(url, file)}") from None
+                             f"removed-file page; {by_hand}") from None
     except requests.exceptions.HTTPError as err:
         code = err.response.status_code if err.response is not None else "error"
-        raise SoundLensError(f"{host} answered HTTP {code} for {url}; {_by_hand(url, file)}") from None
+        raise SoundLensError(f"{host} answered HTTP {code} for {url}; {by_hand}") from None
     except (DownloadError, requests.exceptions.RequestException) as err:
         cause = err if isinstance(err, requests.exceptions.RequestException) else err.__cause__
         partial = _partial_bytes(dest)
         if isinstance(cause, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)) and not partial:
             raise SoundLensError(f"cannot reach {host} ({cause.__class__.__name__}): are you offline? "
-                                 f"{_by_hand(url, file)}") from None
+                                 f"{by_hand}") from None
         if "byte range" in str(err):  # the host cannot resume: the partial file is useless
             discard_partial(dest)
             raise SoundLensError(f"{host} cannot resume the download ({_first_line(err)}); the partial file was "
@@ -71,7 +73,7 @@ def download(url: str, dest: Path, file: str = "", retries: int = 3, timeout: fl
         raise SoundLensError(f"the download from {host} was interrupted ({_first_line(err)}); {kept}running the "
                              "same command again resumes it") from None
     if not dest.is_file():
-        raise SoundLensError(f"{host} sent nothing for {url}; {_by_hand(url, file)}")
+        raise SoundLensError(f"{host} sent nothing for {url}; {by_hand}")
     return dest
 
 

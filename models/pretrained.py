@@ -76,8 +76,9 @@ def pull_command(name: str) -> str:
 
 
 @contextlib.contextmanager
-def _locked(name: str):
-    """An exclusive lock per release name (fcntl: released by the kernel if the process dies)."""
+def _locked(name: str, doing: str | None = None):
+    """An exclusive lock per release name (fcntl: released by the kernel if the process dies).
+    `doing` names what the holder does, for the waiting message (default: a pull of `name`)."""
     import fcntl
 
     path = home() / "locks" / f"{name}.lock"
@@ -86,7 +87,8 @@ def _locked(name: str):
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"waiting for another '{pull_command(name)}' to finish ...", file=sys.stderr)
+            doing = doing or f"'{pull_command(name)}'"
+            print(f"waiting for another {doing} to finish ...", file=sys.stderr)
             fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield

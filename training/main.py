@@ -212,6 +212,20 @@ def _val_data(config: RunConfig, train_spec):
     return None
 
 
+def _method_options(config: RunConfig) -> dict:
+    """models.create's options, with --image-weights (or the config file's `pretrained_image`, which
+    takes the same values) resolved to a local file: "imagenet" downloads torchvision's once."""
+    from soundlens.models.imagenet import image_weights_path
+    from soundlens.models.registry import make_config
+
+    options = config.method_options()
+    spec = config.image_weights if config.image_weights is not None else options.get("pretrained_image")
+    if spec is not None:
+        encoder = make_config(config.method, **options).encoder
+        options["pretrained_image"] = image_weights_path(spec, encoder, quiet=not config.progress)
+    return options
+
+
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
     # Reseeded every epoch from (seed, epoch, rank) so a resumed run draws the same augmentations
     # as an uninterrupted one, and ranks differ (seed + rank, style.md §2).
@@ -243,7 +257,7 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
     spec = parse_spec(config.data)
 
     torch.manual_seed(t.seed)  # same seed on every rank for the model build (style.md §2)
-    model = models.create(config.method, **config.method_options()).to(env.device)
+    model = models.create(config.method, **_method_options(config)).to(env.device)
     if config.gather_negatives:
         check_gatherable(model)
     objective = Objective(model, make_gather(env) if config.gather_negatives else None)

@@ -74,6 +74,8 @@ class RunConfig:
         select_metric: validation metric that picks best.safetensors (EZ-VSL keeps the highest
             validation cIoU, official_repos.md §2.1).
         encoder: image/audio trunk (`lite`, `resnet18`, ...); None = the method's own.
+        image_weights: the image trunk's initial weights: "imagenet" (models.imagenet: torchvision's
+            ResNet-18 file, downloaded once) or a local file; sets the method's `pretrained_image`.
         device: cpu | cuda | cuda:N; None = CUDA when available.
         resume: continue from OUT/resume.safetensors.
         gather_negatives: contrastive negatives from every rank (training.distributed).
@@ -96,6 +98,7 @@ class RunConfig:
     protocol: str = "ezvsl"
     select_metric: str = "cIoU"
     encoder: str | None = None
+    image_weights: str | None = None
     device: str | None = None
     resume: bool = False
     gather_negatives: bool = False
@@ -204,6 +207,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr-schedule", "--lr_schedule", dest="lr_schedule", choices=("constant", "cosine"),
                         help="learning-rate schedule (default constant, as EZ-VSL and SLAVC train)")
     parser.add_argument("--encoder", help="image/audio trunk: lite, resnet18, resnet18_lvs (default: the method's)")
+    parser.add_argument("--image-weights", "--image_weights", dest="image_weights", metavar="imagenet|PATH",
+                        help="initial image-trunk weights: 'imagenet' (torchvision's ResNet-18 file, downloaded "
+                             "once into the SoundLens cache; efficientnet_lite0 has its own) or a local file")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--resume", action="store_true", default=None,
                         help="continue the run in --out from resume.safetensors")
