@@ -13,6 +13,10 @@ APT_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins \
 	xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 \
 	g++ libzmq3-dev cppzmq-dev nlohmann-json3-dev
 DEMO_OUT ?= out/demo
+# Python caches compiled modules unless PYTHONDONTWRITEBYTECODE is set (some images set it): without
+# the cache every process (each CLI call, learning run and DDP rank of the tests) recompiles torch's
+# thousands of modules, 5-15 s of CPU each on 2 cores.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test test-all test-robust test-reliability setup system-deps lint clean
 
@@ -57,7 +61,7 @@ system-deps:
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --no-compile -q -c constraints.txt -e '.[dev,lite0]'
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev,lite0]'
 	touch $(STAMP)
 
 clean:

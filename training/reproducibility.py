@@ -35,7 +35,9 @@ def set_deterministic(enabled: bool) -> None:
     cuBLAS needs a fixed workspace for deterministic matrix products; it is set when unset."""
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled)
+    # Only on a change: the call imports torch._dynamo (seconds of start-up per training process).
+    if torch.are_deterministic_algorithms_enabled() != enabled:
+        torch.use_deterministic_algorithms(enabled)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = False
 
