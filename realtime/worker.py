@@ -45,6 +45,7 @@ class WorkerConfig:
     jpeg_quality: int = 75
     audio_wait: float = 0.05  # live: how long to wait for audio to reach the frame time
     frame_wait: float = 0.5  # how long to wait for a new frame before re-checking the source
+    max_audio_lag: float = 0.5  # live: skip a frame whose audio still ends this much before it (input stalled)
     threads: int | None = None  # torch CPU threads (None: torch's default)
     silence_db: float = DEFAULT_SILENCE_DB  # windows quieter than this are silent: no peak feeds a track
     on_screen_threshold: float | None = None  # None: the method's own (realtime.activity)
@@ -57,6 +58,7 @@ class WorkerStats:
     inferences: int = 0
     frames_skipped: int = 0  # frames never used because a newer one was there (newest-wins)
     hops_dropped: int = 0  # hops not served because the previous inference ran late
+    audio_stale: int = 0  # frames not used because the audio stopped short of them (a stalled microphone)
     errors: int = 0
 
 
@@ -174,7 +176,10 @@ class InferenceWorker:
                 self.stats.frames_skipped += frame.index - last_index - 1
             last_index = frame.index
             end = self.audio.clock.index_at(frame.t_ns)
-            self.audio.wait_until(end, self.config.audio_wait)
+            if (not self.audio.wait_until(end, self.config.audio_wait)
+                    and end - self.audio.end > self.config.max_audio_lag * self.audio.sample_rate):
+                self.stats.audio_stale += 1  # no heatmap of this frame from sound older than it
+                continue
             self._infer(frame, end)
             next_tick += hop
             late = time.monotonic() - next_tick

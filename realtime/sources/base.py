@@ -23,6 +23,7 @@ class SourceStats:
     drops: int = 0  # data the source itself had to discard (undecodable packets, unplaceable blocks)
     overflows: int = 0  # audio input overflows reported by PortAudio
     reconnects: int = 0  # times a lost device was opened again
+    gaps: int = 0  # times audio input stopped and resumed (the hole is filled with silence)
 
 
 class Source:

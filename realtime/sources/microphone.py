@@ -4,6 +4,13 @@ sounddevice is imported when the stream opens, not with this module: on Linux im
 without the system PortAudio raises OSError, and nothing else needs it. Each callback copies
 the block, records (end sample index, monotonic time) for the clock fit, and counts overflows;
 it takes no locks and neither logs nor allocates much.
+
+A device that stops delivering and then resumes (a PulseAudio source suspended, its module
+reloaded, the stream moved to another source) loses the samples in between without any overflow
+flag. A callback that comes more than `gap` seconds later than its samples account for marks
+such a hole: the ring is filled with silence up to the block, so sample indices stay proportional
+to time (the clock fit stays a line, and a window after the hole is never audio from before it
+glued to the present), and `stats.gaps` / `audio.gap_samples` count it.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ class MicrophoneConfig:
     seconds: float = 12.0  # ring capacity
     latency: float | str = "low"  # PortAudio input latency; blocksize stays 0 (host's choice)
     blocksize: int = 0
+    gap: float = 0.5  # a callback this much later than its samples account for follows a hole in the input
 
 
 def parse_mic(text: str | None) -> int | str | None:
@@ -60,13 +68,25 @@ class MicrophoneSource(Source):
         self._stream = None
         self.sample_rate = self.config.sample_rate
         self.audio = AudioRing.for_seconds(self.config.seconds, self.sample_rate, SampleClock(self.sample_rate))
+        self._last_ns: int | None = None  # entry time of the previous callback
 
     def _callback(self, indata, frames, time_info, status) -> None:
         t_ns = time.monotonic_ns()
         if status.input_overflow:
             self.stats.overflows += 1
-        end = self.audio.write(indata[:, 0])
-        self.audio.clock.observe(end, t_ns)
+        ring = self.audio
+        index = None
+        if self._last_ns is not None:
+            late_ns = t_ns - self._last_ns - frames * 1e9 / self.sample_rate
+            if late_ns > self.config.gap * 1e9:  # nothing came for a while: those samples are lost
+                missing = int(round(late_ns * self.sample_rate / 1e9))
+                index = ring.end + missing  # the ring fills the hole with silence
+                self.stats.gaps += 1
+                self.report(f"no audio for {late_ns / 1e9:.2f} s (device suspended or switched?); "
+                            "filled with silence")
+        self._last_ns = t_ns
+        end = ring.write(indata[:, 0], index)
+        ring.clock.observe(end, t_ns)
         self.stats.samples_in += frames
 
     def _finished(self) -> None:

@@ -167,3 +167,74 @@ def test_video_frames_with_live_microphone_audio(virtual_mic, tmp_path):
 def test_unknown_input_device_lists_the_real_ones(virtual_mic):
     with pytest.raises(SoundLensError, match="inputs here: .*pulse"):
         MicrophoneSource(MicrophoneConfig(device="no-such-microphone")).start()
+
+
+class _Status:
+    input_overflow = False
+
+
+def test_a_hole_in_the_input_is_filled_with_silence_and_counted(monkeypatch):
+    """No PortAudio needed: the callback is fed by hand on a fake clock. A suspended source stops
+    calling back for 2 s and then resumes with no overflow flag; jitter of 0.1 s is not a hole."""
+    import soundlens.realtime.sources.microphone as microphone
+
+    now = [10**12]
+    monkeypatch.setattr(microphone.time, "monotonic_ns", lambda: now[0])
+    mic = MicrophoneSource(MicrophoneConfig(sample_rate=RATE))
+    block = np.ones((320, 1), np.float32)
+
+    def run(seconds: float, late: float = 0.0):
+        now[0] += int(late * 1e9)
+        for _ in range(int(round(seconds * 50))):
+            now[0] += 20_000_000
+            mic._callback(block, 320, None, _Status())
+
+    run(3.0)
+    now[0] += 100_000_000  # one callback 0.1 s late (scheduling), then a burst: nothing was lost
+    for _ in range(6):
+        mic._callback(block, 320, None, _Status())
+    run(1.0)
+    assert mic.stats.gaps == 0 and mic.audio.gap_samples == 0
+    before = mic.audio.end
+    run(2.0, late=2.0)  # suspended for 2 s, then 2 s of fresh audio
+    ring = mic.audio
+    assert mic.stats.gaps == 1 and mic.stats.overflows == 0 and "no audio for 2.00 s" in mic.last_error
+    assert ring.gap_samples == pytest.approx(2 * RATE, abs=2)
+    hole = ring.read(before, ring.gap_samples)
+    assert hole is not None and not hole.any()  # silence, not audio from before the hole
+    assert ring.read(ring.end - 2 * RATE + 320, 2 * RATE - 320).min() == 1.0  # what came after it
+    # sample indices still keep time: the newest sample is stamped now, not 2 s ago
+    assert abs(ring.clock.time_ns(ring.end) - now[0]) < 5e6
+
+
+def test_a_stalled_microphone_gives_no_heatmaps_from_old_sound():
+    """Frames keep coming while the audio stopped 2 s ago: the worker skips them (audio_stale)
+    rather than pair them with the last audio it has."""
+    from soundlens.realtime.clock import FixedClock
+    from soundlens.realtime.ring import AudioRing, FrameRing
+    from soundlens.realtime.worker import InferenceWorker
+
+    class Sink:
+        def __init__(self):
+            self.sent = []
+
+        def publish(self, kind, stream, header, buffers=None):
+            self.sent.append(kind)
+
+    t0 = time.monotonic_ns() - 4 * 10**9
+    audio = AudioRing(4 * RATE, RATE, FixedClock(RATE, t0))
+    audio.write(np.full(2 * RATE, 0.1, np.float32))  # audio up to 2 s ago, nothing since
+    frames, sink = FrameRing(), Sink()
+    worker = InferenceWorker(StandInModel(input_seconds=0.5), frames, audio, sink, WorkerConfig(hop=0.05)).start()
+    try:
+        for _ in range(6):
+            frames.put(np.zeros((48, 64, 3), np.uint8))
+            time.sleep(0.1)
+        audio.write(np.full(int(2.6 * RATE), 0.1, np.float32))  # the audio resumes and catches up
+        for _ in range(4):
+            frames.put(np.zeros((48, 64, 3), np.uint8))
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+    assert worker.stats.audio_stale >= 5
+    assert worker.stats.inferences >= 2 and sink.sent.count("heatmap") == worker.stats.inferences
