@@ -68,3 +68,79 @@ def tmpfs(tmp_path):
     yield make
     for path in mounted:
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+class Pulse:
+    """A private PulseAudio daemon: `vmic` (module-null-source: real-time silence) is the default
+    input, `vsink` a null sink whose monitor is the one other source. `pactl(*args)` runs against it."""
+
+    def __init__(self, home: Path, env: dict):
+        self.home, self.env = home, env
+
+    def pactl(self, *args: str) -> str:
+        done = subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True, timeout=10)
+        if done.returncode != 0:
+            raise AssertionError(f"pactl {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def module_of(self, source: str) -> str:
+        """Index of the module that owns `source`."""
+        for line in self.pactl("list", "short", "sources").splitlines():
+            fields = line.split("\t")
+            if fields[1] == source:
+                owner = fields[2]  # e.g. module-null-source.c
+                break
+        else:
+            raise AssertionError(f"no source {source}")
+        for line in self.pactl("list", "short", "modules").splitlines():
+            index, name, args = (line.split("\t") + ["", ""])[:3]
+            if owner.startswith(name) and f"source_name={source}" in args:
+                return index
+        raise AssertionError(f"no module for {source}")
+
+
+VMIC = "module-null-source source_name=vmic rate=16000 channels=1"
+
+
+@pytest.fixture
+def pulse(tmp_path, monkeypatch):
+    """PulseAudio for `--mic pulse` in this test and the processes it starts (PULSE_SERVER is set)."""
+    import shutil
+
+    if shutil.which("pulseaudio") is None or shutil.which("pactl") is None:
+        pytest.skip("pulseaudio is not installed: apt-get install pulseaudio pulseaudio-utils libasound2-plugins")
+    if os.geteuid() != 0:
+        pytest.skip("the private PulseAudio daemon recipe runs as root")
+    try:
+        import sounddevice  # noqa: F401
+    except OSError as err:
+        pytest.skip(f"PortAudio missing ({err}): apt-get install libportaudio2")
+    home = tmp_path / "pulse"
+    home.mkdir()
+    socket = home / "native"
+    (home / "default.pa").write_text(
+        f"load-module module-native-protocol-unix socket={socket} auth-anonymous=1\n"
+        "load-module module-null-sink sink_name=vsink rate=16000 channels=1\n"
+        f"load-module {VMIC}\nset-default-sink vsink\nset-default-source vmic\n")
+    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home), "PULSE_RUNTIME_PATH": str(home / "run"),
+           "PULSE_STATE_PATH": str(home / "state"), "PULSE_SERVER": f"unix:{socket}"}
+    log = (home / "daemon.log").open("w")
+    daemon = subprocess.Popen(["pulseaudio", "-n", "-F", str(home / "default.pa"), "--daemonize=no",
+                               "--use-pid-file=no", "--exit-idle-time=-1", "--disallow-exit", "--log-target=stderr"],
+                              env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 15
+    while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            daemon.kill()
+            pytest.fail(f"PulseAudio did not start: {(home / 'daemon.log').read_text()[-2000:]}")
+        time.sleep(0.1)
+    monkeypatch.setenv("PULSE_SERVER", env["PULSE_SERVER"])
+    try:
+        yield Pulse(home, env)
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        log.close()
