@@ -59,7 +59,8 @@ class MicrophoneSource(Source):
         super().__init__("default" if self.config.device is None else str(self.config.device))
         self._stream = None
         self.sample_rate = self.config.sample_rate
-        self.audio = AudioRing.for_seconds(self.config.seconds, self.sample_rate, SampleClock(self.sample_rate))
+        self.audio = AudioRing.for_seconds(self.config.seconds, self.sample_rate,
+                                           SampleClock(self.sample_rate))
 
     def _callback(self, indata, frames, time_info, status) -> None:
         t_ns = time.monotonic_ns()
