@@ -45,7 +45,8 @@ def virtual_mic(tmp_path_factory):
         pytest.skip(f"pulseaudio is not installed: {PACKAGES}")
     if os.geteuid() != 0:
         pytest.skip("the virtual microphone recipe runs a private PulseAudio daemon as root; run as root")
-    if not Path("/usr/share/alsa/alsa.conf.d/pulse.conf").exists() and not Path("/etc/alsa/conf.d/99-pulse.conf").exists():
+    if (not Path("/usr/share/alsa/alsa.conf.d/pulse.conf").exists()
+            and not Path("/etc/alsa/conf.d/99-pulse.conf").exists()):
         pytest.skip(f"the ALSA pulse plugin is missing: {PACKAGES}")
     sd = _sounddevice()
     home = tmp_path_factory.mktemp("pulse")

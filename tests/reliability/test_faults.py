@@ -35,7 +35,8 @@ with Subscriber(sys.argv[1]) as sub:
 
 
 def latencies(messages) -> np.ndarray:
-    return np.array([(m.header["mono_ns"]["publish"] - m.header["mono_ns"]["capture"]) / 1e6 for m in messages])
+    return np.array([(m.header["mono_ns"]["publish"] - m.header["mono_ns"]["capture"]) / 1e6
+                     for m in messages])
 
 
 def test_sigstopped_subscriber_does_not_slow_the_publisher(tmp_path, report):
@@ -43,11 +44,12 @@ def test_sigstopped_subscriber_does_not_slow_the_publisher(tmp_path, report):
     live = start_live(address)
     seen: list = []  # (monotonic s, message) of a monitoring subscriber
     try:
-        with Subscriber(address, listener=lambda m, t: seen.append((t / 1e9, m)) if m.kind == "heatmap" else None) as mon:
+        with Subscriber(address, listener=lambda m, t: seen.append((t / 1e9, m)) if m.kind == "heatmap"
+                        else None) as mon:
             mon.recv(HEATMAP, timeout=60)  # the model is loaded and running
             (tmp_path / "sub.py").write_text(FROZEN_SUBSCRIBER)
-            sub = subprocess.Popen([sys.executable, str(tmp_path / "sub.py"), address, "30"], stdout=subprocess.PIPE,
-                                   text=True)
+            sub = subprocess.Popen([sys.executable, str(tmp_path / "sub.py"), address, "30"],
+                                   stdout=subprocess.PIPE, text=True)
             time.sleep(5)
             t_stop = time.monotonic()
             sub.send_signal(signal.SIGSTOP)
@@ -67,12 +69,15 @@ def test_sigstopped_subscriber_does_not_slow_the_publisher(tmp_path, report):
     after = [(float(t), float(age)) for t, _, age in rows if float(t) >= t_cont]
     first_age = after[0][1] if after else None
     fresh_at = next((t - t_cont for t, age in after if age < 500), None)
-    passed = bool(len(during) and np.percentile(during, 99) <= max(2 * np.percentile(before, 99), np.percentile(before, 99) + 50)
+    passed = bool(len(during) and np.percentile(during, 99) <= max(2 * np.percentile(before, 99),
+                                                                   np.percentile(before, 99) + 50)
                   and rate_during >= 0.8 * rate_before and fresh_at is not None and fresh_at < 2.0)
-    report(passed=passed, p50_ms_before=round(float(np.median(before)), 1), p99_ms_before=round(float(np.percentile(before, 99)), 1),
-           p50_ms_during_stop=round(float(np.median(during)), 1), p99_ms_during_stop=round(float(np.percentile(during, 99)), 1),
-           heatmaps_per_s_before=rate_before, heatmaps_per_s_during=rate_during,
-           first_message_age_ms_after_cont=first_age, fresh_message_after_s=None if fresh_at is None else round(fresh_at, 3))
+    report(passed=passed, p50_ms_before=round(float(np.median(before)), 1),
+           p99_ms_before=round(float(np.percentile(before, 99)), 1),
+           p50_ms_during_stop=round(float(np.median(during)), 1),
+           p99_ms_during_stop=round(float(np.percentile(during, 99)), 1), heatmaps_per_s_before=rate_before,
+           heatmaps_per_s_during=rate_during, first_message_age_ms_after_cont=first_age,
+           fresh_message_after_s=None if fresh_at is None else round(fresh_at, 3))
     assert passed
 
 
@@ -123,14 +128,16 @@ def test_sigterm_and_sigint_during_analyze_leave_playable_outputs(tmp_path, repo
     for sig in (signal.SIGINT, signal.SIGTERM):
         out, log = tmp_path / f"{sig.name}.mp4", tmp_path / f"{sig.name}.jsonl"
         proc = subprocess.Popen([*CLI, "analyze", str(clip), "-o", str(out), "--jsonl", str(log), "--quiet",
-                                 "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
         wait_for_lines(log, 40)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
         rows = [json.loads(line) for line in log.read_text().splitlines()]
         frames = playable_frames(out)
         ok = proc.returncode == 130 and frames > 0 and abs(frames - len(rows)) <= 8 and len(rows) < 500
-        figures[sig.name] = {"exit": proc.returncode, "jsonl_rows": len(rows), "playable_frames": frames, "ok": ok}
+        figures[sig.name] = {"exit": proc.returncode, "jsonl_rows": len(rows), "playable_frames": frames,
+                             "ok": ok}
         passed &= ok
     report(passed=passed, **figures)
     assert passed, figures
@@ -172,27 +179,30 @@ def test_a_full_disk_during_record_and_analyze_is_one_clear_error(tmp_path, tmpf
     try:
         with Subscriber(address) as sub:
             sub.recv(HEATMAP, timeout=60)
-        rec = subprocess.run([*CLI, "record", "--connect", address, "-o", str(disk / "run.mcap"), "--seconds", "60",
-                              "--quiet", "--flush", "0.2"], capture_output=True, text=True, timeout=120)
+        rec = subprocess.run([*CLI, "record", "--connect", address, "-o", str(disk / "run.mcap"), "--seconds",
+                              "60", "--quiet", "--flush", "0.2"], capture_output=True, text=True, timeout=120)
     finally:
         stop(live)
     reader = RecordingReader(disk / "run.mcap")
     n = sum(1 for m in reader if wire.decode(m.parts()))
     error_lines = [line for line in rec.stderr.splitlines() if line.strip()]
     ok = rec.returncode == 2 and len(error_lines) == 1 and "No space left" in rec.stderr and n > 0
-    figures["record"] = {"exit": rec.returncode, "stderr": rec.stderr.strip()[-300:], "messages_readable": n, "ok": ok}
+    figures["record"] = {"exit": rec.returncode, "stderr": rec.stderr.strip()[-300:], "messages_readable": n,
+                         "ok": ok}
     passed &= ok
 
     # analyze: the overlay of a 20 s clip does not fit in 150 kB.
     clip = tmp_path / "clip.mp4"
     write_video(clip, seconds=20, seed=2)
     disk = tmpfs(150)
-    done = subprocess.run([*CLI, "analyze", str(clip), "-o", str(disk / "out.mp4"), "--jsonl", str(tmp_path / "out.jsonl"),
-                           "--quiet", "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([*CLI, "analyze", str(clip), "-o", str(disk / "out.mp4"), "--jsonl",
+                           str(tmp_path / "out.jsonl"), "--quiet", "--device", "cpu"], capture_output=True,
+                          text=True, timeout=300)
     rows = sum(1 for line in (tmp_path / "out.jsonl").read_text().splitlines() if json.loads(line))
     error_lines = [line for line in done.stderr.splitlines() if line.strip()]
     ok = done.returncode == 2 and len(error_lines) == 1 and "space" in done.stderr.lower()
-    figures["analyze"] = {"exit": done.returncode, "stderr": done.stderr.strip()[-400:], "jsonl_rows": rows, "ok": ok}
+    figures["analyze"] = {"exit": done.returncode, "stderr": done.stderr.strip()[-400:], "jsonl_rows": rows,
+                          "ok": ok}
     passed &= ok
     report(passed=passed, **figures)
     assert passed, figures
