@@ -1,4 +1,5 @@
-"""Accuracy benchmark from a checkout: `python bench/bench_accuracy.py --methods ezvsl,lvs [--pairs N] [--epochs E] [--out DIR]`.
+"""Accuracy benchmark from a checkout: `python bench/bench_accuracy.py --methods ezvsl,lvs [--pairs N]
+[--epochs E] [--out DIR]`.
 
 The same as `soundlens bench accuracy` (see `--help` and docs/benchmarks.md).
 """

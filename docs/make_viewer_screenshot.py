@@ -1,6 +1,7 @@
 """Render docs/images/viewer.png: the real viewer, offscreen, on the live pipeline's procedural scene.
 
-    .venv/bin/python docs/make_viewer_screenshot.py [--model default] [--seconds 6] [--out docs/images/viewer.png]
+    .venv/bin/python docs/make_viewer_screenshot.py [--model default] [--seconds 6] [--out
+    docs/images/viewer.png]
 
 The scene streams at real time through the live pipeline (preview frames on), is published on a
 loopback port, and the viewer window (PyQt5 + pyqtgraph, offscreen platform) shows it; after

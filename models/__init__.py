@@ -20,8 +20,8 @@ _LAZY = {
     "AudioFrontend": "frontends", "audio_frontend": "frontends",
     "prepare_images": "images",
     "minmax": "maps", "peak_xy": "maps", "resize_map": "maps",
-    "AUDIO_PRESETS": "presets", "IMAGE_PRESETS": "presets", "AudioPreset": "presets", "ImagePreset": "presets",
-    "audio_preset": "presets", "image_preset": "presets",
+    "AUDIO_PRESETS": "presets", "IMAGE_PRESETS": "presets", "AudioPreset": "presets",
+    "ImagePreset": "presets", "audio_preset": "presets", "image_preset": "presets",
     "available": "registry", "create": "registry", "make_config": "registry", "method_entry": "registry",
     "register_method": "registry",
 }

@@ -81,7 +81,8 @@ class SoundLocalizer(nn.Module):
         elif self.config.encoder not in (image_name, "resnet18", "resnet18_lvs"):
             raise SoundLensError(f"{self.method} cannot use encoder '{self.config.encoder}'; choose lite, "
                                  f"efficientnet_lite0 or its own {image_name}")
-        imgnet, audnet = build_encoder(image_name, 3, padding=self.config.lite_padding), build_encoder(audio_name, 1)
+        imgnet, audnet = (build_encoder(image_name, 3, padding=self.config.lite_padding),
+                          build_encoder(audio_name, 1))
         if self.config.pretrained_image:
             load_pretrained(imgnet, self.config.pretrained_image)
         return imgnet, audnet

@@ -123,8 +123,8 @@ def resolve(name_or_path: str | Path) -> Path:
         hint = f" ('{name_or_path}' is a method: train it with 'soundlens train --method {name_or_path}')"
     except SoundLensError:
         pass
-    raise SoundLensError(f"checkpoint not found: {name_or_path}{hint}; give a .safetensors path, 'default' or a "
-                         "released model ('soundlens models --pretrained' lists them)")
+    raise SoundLensError(f"checkpoint not found: {name_or_path}{hint}; give a .safetensors path, "
+                         "'default' or a released model ('soundlens models --pretrained' lists them)")
 
 
 def load(name_or_path: str | Path, device: str | torch.device | None = None):

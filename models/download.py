@@ -19,14 +19,15 @@ def _gdown():
         import gdown
         import requests
     except ImportError:
-        raise SoundLensError("downloading a released model needs gdown: pip install 'gdown>=6.5'; or download "
-                             "the file yourself and pull it with --from FILE") from None
+        raise SoundLensError("downloading a released model needs gdown: pip install 'gdown>=6.5'; or "
+                             "download the file yourself and pull it with --from FILE") from None
     return gdown, requests
 
 
 def _by_hand(url: str, file: str = "") -> str:
     what = f"the file {file.lstrip('*/')} from the folder {url}" if file else url
-    return f"download {what} in a browser and run the same pull with --from FILE, or pull from a mirror with --url"
+    return (f"download {what} in a browser and run the same pull with --from FILE, or pull from a mirror "
+            "with --url")
 
 
 def download(url: str, dest: Path, file: str = "", retries: int = 3, timeout: float = 30.0,
@@ -62,16 +63,18 @@ def download(url: str, dest: Path, file: str = "", retries: int = 3, timeout: fl
     except (DownloadError, requests.exceptions.RequestException) as err:
         cause = err if isinstance(err, requests.exceptions.RequestException) else err.__cause__
         partial = _partial_bytes(dest)
-        if isinstance(cause, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)) and not partial:
+        if (isinstance(cause, (requests.exceptions.ConnectionError, requests.exceptions.Timeout))
+                and not partial):
             raise SoundLensError(f"cannot reach {host} ({cause.__class__.__name__}): are you offline? "
                                  f"{by_hand}") from None
         if "byte range" in str(err):  # the host cannot resume: the partial file is useless
             discard_partial(dest)
-            raise SoundLensError(f"{host} cannot resume the download ({_first_line(err)}); the partial file was "
-                                 "deleted and running the same command again starts from the beginning") from None
+            raise SoundLensError(f"{host} cannot resume the download ({_first_line(err)}); the "
+                                 "partial file was deleted and running the same command again starts "
+                                 "from the beginning") from None
         kept = f"{partial} bytes are kept and " if partial else ""
-        raise SoundLensError(f"the download from {host} was interrupted ({_first_line(err)}); {kept}running the "
-                             "same command again resumes it") from None
+        raise SoundLensError(f"the download from {host} was interrupted ({_first_line(err)}); "
+                             f"{kept}running the same command again resumes it") from None
     if not dest.is_file():
         raise SoundLensError(f"{host} sent nothing for {url}; {by_hand}")
     return dest

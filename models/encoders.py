@@ -155,7 +155,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a local weights file: safetensors, or a PyTorch file read with weights_only=True."""
     path = Path(path)
     if not path.is_file():
-        raise SoundLensError(f"weights file not found: {path}; give the path of a local .safetensors or .pth file")
+        raise SoundLensError(f"weights file not found: {path}; give the path of a local .safetensors or .pth "
+                             "file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -179,7 +180,8 @@ def load_pretrained(encoder: nn.Module, path: str | Path) -> None:
     The classifier (`fc.*`) is ignored; a one-channel stem gets the mean of an RGB stem. Any other
     missing or unexpected key is an error that lists them.
     """
-    state = {k.removeprefix("module."): v for k, v in read_state_dict(path).items() if not k.startswith("fc.")}
+    state = {k.removeprefix("module."): v for k, v in read_state_dict(path).items()
+             if not k.startswith("fc.")}
     stem = state.get("conv1.weight")
     if stem is not None and stem.shape[1] != encoder.conv1.in_channels and encoder.conv1.in_channels == 1:
         state["conv1.weight"] = stem.mean(dim=1, keepdim=True)
@@ -204,7 +206,8 @@ def cell_geometry(trunk: nn.Module) -> tuple[float, float]:
     for name, m in trunk.named_modules():
         if "downsample" in name or not isinstance(m, (nn.Conv2d, nn.MaxPool2d)):
             continue
-        k, s, p, d = (v if isinstance(v, int) else v[0] for v in (m.kernel_size, m.stride, m.padding, m.dilation))
+        k, s, p, d = (v if isinstance(v, int) else v[0]
+                      for v in (m.kernel_size, m.stride, m.padding, m.dilation))
         shift += scale * (d * (k - 1) / 2 - p)
         scale *= s
     return scale, shift + 0.5

@@ -86,7 +86,8 @@ def _stft_power(x: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> 
     return _power(stft)
 
 
-def power_spectrogram(x: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor | None = None) -> torch.Tensor:
+def power_spectrogram(x: torch.Tensor, n_fft: int, hop: int,
+                      window: torch.Tensor | None = None) -> torch.Tensor:
     """torchaudio `Spectrogram(n_fft, win_length=n_fft, hop, center=True, power=2)`: [B, N] -> [B, F, T]."""
     return _stft_power(x, n_fft, hop, hann_window(n_fft, device=x.device) if window is None else window)
 
@@ -100,13 +101,16 @@ def _mel_filters(n_freqs: int, n_mels: int, sample_rate: int) -> torch.Tensor:
 
 
 def mel_db_spectrogram(x: torch.Tensor, sample_rate: int, n_fft: int, hop: int, n_mels: int,
-                       window: torch.Tensor | None = None, filters: torch.Tensor | None = None) -> torch.Tensor:
+                       window: torch.Tensor | None = None,
+                       filters: torch.Tensor | None = None) -> torch.Tensor:
     """torchaudio `MelSpectrogram(sr, n_fft, hop_length=hop, n_mels, normalized=True)` then
-    `AmplitudeToDB()` (power, 10·log10(max(x, 1e-10)), no top_db): [B, N] -> [B, n_mels, T] (SSL-TIE, §2.5)."""
+    `AmplitudeToDB()` (power, 10·log10(max(x, 1e-10)), no top_db): [B, N] -> [B, n_mels, T] (SSL-TIE,
+    §2.5)."""
     window = hann_window(n_fft, device=x.device) if window is None else window
     if filters is None:
         filters = _mel_filters(n_fft // 2 + 1, n_mels, sample_rate).to(x.device, window.dtype)
-    power = _stft_power(x, n_fft, hop, window) / window.square().sum()  # normalized=True: the window's L2 norm
+    # normalized=True: the window's L2 norm
+    power = _stft_power(x, n_fft, hop, window) / window.square().sum()
     mel = torch.einsum("bft,fm->bmt", power, filters)
     return 10.0 * torch.log10(mel.clamp_min(1e-10))
 
@@ -156,7 +160,8 @@ class AudioFrontend:
                 f"audio must be mono [batch, samples], got shape {tuple(x.shape)}; mix channels down first"
             )
         if not x.is_floating_point():
-            raise SoundLensError(f"audio must be float in [-1, 1], got {x.dtype}; divide int16 samples by 32768")
+            raise SoundLensError(f"audio must be float in [-1, 1], got {x.dtype}; divide int16 "
+                                 "samples by 32768")
         if sample_rate <= 0:
             raise SoundLensError(f"invalid sample rate {sample_rate} Hz")
         x = x.float()
@@ -167,7 +172,8 @@ class AudioFrontend:
         x = select_window(x, p).clamp(-1.0, 1.0)
         window, filters = self._window_and_filters(x.device)
         if p.transform == "mel_db":
-            db = mel_db_spectrogram(x, p.sample_rate, p.n_fft, p.hop, p.n_mels or p.n_fft // 2 + 1, window, filters)
+            db = mel_db_spectrogram(x, p.sample_rate, p.n_fft, p.hop, p.n_mels or p.n_fft // 2 + 1,
+                                    window, filters)
             return (db / p.scale).float().unsqueeze(1)
         if p.transform == "scipy_psd":
             spec = scipy_psd_spectrogram(x, p.sample_rate, p.n_fft, p.hop, window)

@@ -104,4 +104,5 @@ def for_model(model, frame_hw: tuple[int, int], map_hw: tuple[int, int]) -> Cell
     from soundlens.models.encoders import cell_geometry
 
     trunk = getattr(model, "imgnet", None)
-    return cell_centres(frame_hw, map_hw, model.image_preset, cell_geometry(trunk) if trunk is not None else None)
+    return cell_centres(frame_hw, map_hw, model.image_preset,
+                        cell_geometry(trunk) if trunk is not None else None)

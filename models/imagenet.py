@@ -18,13 +18,15 @@ from urllib.parse import urlparse
 
 from soundlens.models.errors import SoundLensError
 
-RESNET18_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"  # torchvision/models/resnet.py IMAGENET1K_V1
+# torchvision/models/resnet.py IMAGENET1K_V1
+RESNET18_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
 URL_ENV = "SOUNDLENS_IMAGENET_URL"
 RESNETS = ("resnet18", "resnet18_lvs")
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.[^-]*$")  # torch.hub's HASH_REGEX, anchored at the end
 
 
-def image_weights_path(spec: str | None, encoder: str, url: str | None = None, quiet: bool = False) -> str | None:
+def image_weights_path(spec: str | None, encoder: str, url: str | None = None,
+                       quiet: bool = False) -> str | None:
     """The local file `pretrained_image` should load for `--image-weights SPEC` with `encoder`.
 
     SPEC "imagenet": torchvision's ResNet-18 file for the ResNet trunks (downloaded into the cache on
@@ -62,7 +64,8 @@ def resnet18_file(url: str, quiet: bool = False) -> Path:
     match = _HASH_IN_NAME.search(name)
     if not match:
         raise SoundLensError(f"{url}: the file name must end in -<sha256 prefix>.pth as torchvision's do "
-                             f"(e.g. {Path(RESNET18_URL).name}); that prefix is what the download is checked against")
+                             f"(e.g. {Path(RESNET18_URL).name}); that prefix is what the download is "
+                             "checked against")
     prefix = match[1]
     out = home() / "imagenet" / name
     by_hand = f"download {url} by hand and pass the file: --image-weights PATH"
@@ -74,8 +77,8 @@ def resnet18_file(url: str, quiet: bool = False) -> Path:
         digest = sha256_of(got)
         if not digest.startswith(prefix):
             got.unlink(missing_ok=True)
-            raise SoundLensError(f"{url} gave a file whose sha256 ({digest[:16]}...) does not start with {prefix} "
-                                 f"(the file was deleted); {by_hand}")
+            raise SoundLensError(f"{url} gave a file whose sha256 ({digest[:16]}...) does not "
+                                 f"start with {prefix} (the file was deleted); {by_hand}")
         out.parent.mkdir(parents=True, exist_ok=True)
         os.replace(got, out)
     return out

@@ -1,10 +1,10 @@
 """Official checkpoints -> SoundLens checkpoints (`soundlens import`), timm `checkpoint_filter_fn` style.
 
-Each method file declares, per official release (`OfficialSource`), the SoundLens method and presets it needs and how its keys
-map (official_repos.md §2, §7.3). `import_official` reads the file with `torch.load(weights_only=True)`
-only, unwraps the container (`model`, `model_state_dict`, `state_dict`) and the DDP / Lightning
-prefixes (`module.`, `model.`), remaps the keys, drops the parameters the releases carry but never
-use, compares with the method strictly (every missing, unexpected and reshaped key is listed; the
+Each method file declares, per official release (`OfficialSource`), the SoundLens method and presets it needs
+and how its keys map (official_repos.md §2, §7.3). `import_official` reads the file with
+`torch.load(weights_only=True)` only, unwraps the container (`model`, `model_state_dict`, `state_dict`) and
+the DDP / Lightning prefixes (`module.`, `model.`), remaps the keys, drops the parameters the releases carry
+but never use, compares with the method strictly (every missing, unexpected and reshaped key is listed; the
 import refuses unless `allow_missing`) and writes the model with `models.save`.
 """
 
@@ -132,7 +132,8 @@ def import_official(source: str, src: str | Path, out: str | Path, allow_missing
             f"unexpected, {len(mismatched)} with another shape); is it a {source} checkpoint? Pass "
             "--allow-missing to import anyway (absent weights keep their random initialisation):\n"
             + "\n".join(lines))
-    usable = {k: v.to(target[k].dtype) for k, v in state.items() if k in target and v.shape == target[k].shape}
+    usable = {k: v.to(target[k].dtype) for k, v in state.items()
+              if k in target and v.shape == target[k].shape}
     model.load_state_dict(usable, strict=False)
     trained_on = {"imported_from": source, "source_file": Path(src).name, "origin": spec.origin,
                   "missing": missing, "unexpected": unexpected, "mismatched": mismatched, **(extra or {})}

@@ -133,7 +133,8 @@ def onnx_path(model: nn.Module, checkpoint: str | Path | None = None) -> Path:
             return folder / f"{checkpoint.stem}.{file_hash(checkpoint)[:16]}.torch{torch_tag}.onnx"
     from soundlens.models.pretrained import home
 
-    return home() / "onnx" / f"{getattr(model, 'method', 'model')}.{state_hash(model)[:16]}.torch{torch_tag}.onnx"
+    return (home() / "onnx"
+            / f"{getattr(model, 'method', 'model')}.{state_hash(model)[:16]}.torch{torch_tag}.onnx")
 
 
 def _writable(folder: Path) -> bool:
@@ -163,7 +164,8 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = 17) -> Path:
             warnings.simplefilter("ignore")
             torch.onnx.export(graph, example_inputs(fast, 2), str(tmp), input_names=["images", "specs"],
                               output_names=["heatmap"], opset_version=opset, dynamo=False,
-                              dynamic_axes={"images": {0: "batch"}, "specs": {0: "batch"}, "heatmap": {0: "batch"}})
+                              dynamic_axes={"images": {0: "batch"}, "specs": {0: "batch"},
+                                            "heatmap": {0: "batch"}})
     except Exception as err:  # noqa: BLE001 - every exporter failure is "this model has no ONNX form"
         tmp.unlink(missing_ok=True)
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
@@ -178,8 +180,9 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = 17) -> Path:
         diff = map_difference(got, want)
         if got.shape != want.shape or not diff <= MAP_TOLERANCE:
             tmp.unlink(missing_ok=True)
-            raise SoundLensError(f"the ONNX export of {getattr(model, 'method', 'the model')} disagrees with eager "
-                                 f"(max min-max difference {diff:.2e} at batch {batch}); use --backend eager")
+            raise SoundLensError(f"the ONNX export of {getattr(model, 'method', 'the model')} "
+                                 f"disagrees with eager (max min-max difference {diff:.2e} at batch "
+                                 f"{batch}); use --backend eager")
     tmp.replace(path)
     return path
 
@@ -212,7 +215,8 @@ def _ort():
     try:
         import onnxruntime
     except ImportError:
-        raise SoundLensError("the onnxruntime backend needs ONNX Runtime: pip install 'soundlens[onnx]'") from None
+        raise SoundLensError("the onnxruntime backend needs ONNX Runtime: pip install "
+                             "'soundlens[onnx]'") from None
     return onnxruntime
 
 
@@ -240,7 +244,8 @@ class OnnxLocalizer:
 
     def __init__(self, model: nn.Module, path: Path, threads: int | None = None):
         if getattr(model, "method", "") == "sira" and getattr(model.config, "flow", False):
-            raise SoundLensError("the onnxruntime backend does not take SIRA's flow input; use --backend eager")
+            raise SoundLensError("the onnxruntime backend does not take SIRA's flow input; use "
+                                 "--backend eager")
         self.model = optimize_for_inference(model)
         self.path = Path(path)
         self.session = _session(self.path, threads)
@@ -259,14 +264,16 @@ class OnnxLocalizer:
         return self
 
     def heatmap(self, images: torch.Tensor, specs: torch.Tensor) -> torch.Tensor:
-        feeds = {"images": images.detach().float().cpu().numpy(), "specs": specs.detach().float().cpu().numpy()}
+        feeds = {"images": images.detach().float().cpu().numpy(),
+                 "specs": specs.detach().float().cpu().numpy()}
         return torch.from_numpy(self.session.run(None, feeds)[0])
 
     def localize(self, frames, waveforms, sample_rate: int, previous_frames=None) -> torch.Tensor:
         return self.heatmap(*self.model.prepare(frames, waveforms, sample_rate))
 
 
-def onnx_localizer(model: nn.Module, checkpoint: str | Path | None = None, threads: int | None = None) -> OnnxLocalizer:
+def onnx_localizer(model: nn.Module, checkpoint: str | Path | None = None,
+                   threads: int | None = None) -> OnnxLocalizer:
     """The ONNX Runtime form of `model`, exporting (and checking) the graph once into its cache."""
     _ort()
     path = onnx_path(model, checkpoint)

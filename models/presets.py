@@ -85,7 +85,8 @@ AUDIO_PRESETS: dict[str, AudioPreset] = {
         AudioPreset("sslalign", 16000, 3.0, hop=512 - 353, transform="scipy_psd", context=10.0),
         AudioPreset("jsa", 16000, 5.0, hop=160, transform="power"),
         AudioPreset("htf", 22050, 3.0, hop=512 - 274, transform="scipy_psd"),
-        AudioPreset("ssltie", 16000, 10.0, hop=239, transform="mel_db", anchor="start", scale=1.0, n_mels=257),
+        AudioPreset("ssltie", 16000, 10.0, hop=239, transform="mel_db", anchor="start", scale=1.0,
+                    n_mels=257),
     )
 }
 

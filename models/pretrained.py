@@ -161,7 +161,8 @@ def pull(name: str, src: str | Path | None = None, url: str | None = None, force
             except SoundLensError as err:
                 raise SoundLensError(
                     f"{source.name} is not a readable {rel.importer} checkpoint (truncated, or another file?)"
-                    f"{gone}; pull it again, or download it by hand and pull with --from FILE. {err}") from None
+                    f"{gone}; pull it again, or download it by hand and pull with "
+                    f"--from FILE. {err}") from None
         except SoundLensError:
             if owned:
                 source.unlink(missing_ok=True)

@@ -43,8 +43,8 @@ class MethodEntry:
 _METHODS: dict[str, MethodEntry] = {}
 
 
-def register_method(name: str, config_cls: type, summary: str = "", paper: str = "", recipe: Recipe | None = None,
-                    official: dict | None = None, pretrained=()):
+def register_method(name: str, config_cls: type, summary: str = "", paper: str = "",
+                    recipe: Recipe | None = None, official: dict | None = None, pretrained=()):
     """Decorator: register `builder(config) -> model` under `name` with its config dataclass, its
     recipe, the official releases it imports (`soundlens import --from NAME`) and the released
     weights `soundlens models pull` fetches."""
@@ -52,7 +52,8 @@ def register_method(name: str, config_cls: type, summary: str = "", paper: str =
     def wrap(builder: Callable) -> Callable:
         if name in _METHODS:
             raise ValueError(f"method '{name}' registered twice")
-        _METHODS[name] = MethodEntry(name, builder, config_cls, summary, paper, recipe or Recipe(), dict(official or {}),
+        _METHODS[name] = MethodEntry(name, builder, config_cls, summary, paper, recipe or Recipe(),
+                                     dict(official or {}),
                                     tuple(pretrained))
         return builder
 
@@ -87,7 +88,8 @@ def make_config(name: str, **config):
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
     unknown = sorted(set(config) - fields)
     if unknown:
-        raise SoundLensError(f"{name} has no option {', '.join(unknown)}; options: {', '.join(sorted(fields))}")
+        raise SoundLensError(f"{name} has no option {', '.join(unknown)}; options: "
+                             f"{', '.join(sorted(fields))}")
     return entry.config_cls(**{k: v for k, v in config.items() if v is not None})
 
 

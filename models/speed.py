@@ -1,8 +1,10 @@
-"""`soundlens bench speed`: forward time per method and stage, against a plain eager reference in the same run.
+"""`soundlens bench speed`: forward time per method and stage, against a plain eager reference in the same
+run.
 
 Each (method, batch) builds one model with the paper's layout (random weights, seeded, BatchNorm
-statistics from one pass over random inputs as a trained model has them: `calibrate_batchnorm`) and times its forms on the same inputs (640x480 uint8 frames and
-the preset's audio), repetitions interleaved so a load change hits every form alike:
+statistics from one pass over random inputs as a trained model has them: `calibrate_batchnorm`) and times its
+forms on the same inputs (640x480 uint8 frames and the preset's audio), repetitions interleaved so a load
+change hits every form alike:
 
     reference     the unoptimised path: eager, BatchNorm as separate layers, `torch.no_grad` (not
                   inference mode), the front-end building its windows on every call
@@ -14,8 +16,8 @@ Stages (a separate pass, forward hooks on the trunks, so the totals are timed wi
 front-end = frames + waveforms -> model inputs (image resize/normalise and spectrogram), image trunk
 (with SIRA's flow trunk and SLAVC's momentum copy when the map uses them), audio trunk, head = the
 rest of `heatmap`. Peak memory: the process's peak RSS so far on CPU (it only grows: read the first
-row of a run for the smallest), CUDA's max allocated per form on a GPU. Agreement: max |minmax(map) - minmax(reference map)|; the reference is the eager
-float32 model.
+row of a run for the smallest), CUDA's max allocated per form on a GPU. Agreement: max |minmax(map) -
+minmax(reference map)|; the reference is the eager float32 model.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def _inputs(model, batch: int, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 256, (batch, *FRAME_HW, 3), dtype=np.uint8)
     rate = model.audio_preset.sample_rate
-    wav = (0.3 * rng.standard_normal((batch, int(round(model.audio_preset.input_seconds * rate))))).astype(np.float32)
+    wav = (0.3 * rng.standard_normal(
+        (batch, int(round(model.audio_preset.input_seconds * rate))))).astype(np.float32)
     return frames, wav, rate
 
 
@@ -234,7 +237,8 @@ def bench_method(method: str, batch: int, config: SpeedConfig, on_row=None) -> l
         stages = form.stages(frames, wav, rate, config.repeats) if config.stages else {}
         row = {
             "method": method, "batch": batch, "form": form.name,
-            "total_ms": {"median": _ms(median), "min": _ms(min(form.times)), "runs": [_ms(t) for t in form.times]},
+            "total_ms": {"median": _ms(median), "min": _ms(min(form.times)),
+                         "runs": [_ms(t) for t in form.times]},
             "stages_ms": stages,
             "clips_per_s": round(batch / median, 2),
             "peak_memory_mb": _memory_mb(device),
@@ -264,9 +268,9 @@ def host_info(device: torch.device) -> dict:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-            "torch_threads": torch.get_num_threads(), "device": describe_device(device),
-            "load_average": [round(x, 2) for x in os.getloadavg()]}
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+            "python": platform.python_version(), "torch_threads": torch.get_num_threads(),
+            "device": describe_device(device), "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def bench_speed(config: SpeedConfig, on_row=None) -> dict:
@@ -301,18 +305,21 @@ def markdown(report: dict) -> str:
 
     for r in report["results"]:
         if "unavailable" in r:
-            lines.append(f"| {r['method']} | {r['batch']} | {r['form']} | unavailable: {r['unavailable'][:90]} |"
+            lines.append(f"| {r['method']} | {r['batch']} | {r['form']} | unavailable: "
+                         f"{r['unavailable'][:90]} |"
                          + " |" * 8)
             continue
         s = r["stages_ms"]
         head_ms = s.get("head") if s.get("head") is not None else s.get("graph")
         lines.append(f"| {r['method']} | {r['batch']} | {r['form']} | {r['total_ms']['median']:g} | "
-                     f"{cell(s.get('front_end'))} | {cell(s.get('image_trunk'))} | {cell(s.get('audio_trunk'))} | "
-                     f"{cell(head_ms)} | {r['clips_per_s']:g} | {r['peak_memory_mb']:g} | {r['max_map_diff']:.1e} | "
+                     f"{cell(s.get('front_end'))} | {cell(s.get('image_trunk'))} | "
+                     f"{cell(s.get('audio_trunk'))} | {cell(head_ms)} | {r['clips_per_s']:g} | "
+                     f"{r['peak_memory_mb']:g} | {r['max_map_diff']:.1e} | "
                      f"{cell(r['speedup_vs_reference'])} |")
     h = report["host"]
     lines.append("")
-    lines.append(f"{h['cpu']}, {h['cores']} cores, torch {h['torch']}, {h['torch_threads']} threads, {h['device']}; "
-                 f"load average {h['load_average'][0]} at start, {h.get('load_average_end', ['?'])[0]} at end; "
-                 f"{report['started']}; median of {report['repeats']}, forms interleaved. ONNX head = the whole graph.")
+    lines.append(f"{h['cpu']}, {h['cores']} cores, torch {h['torch']}, {h['torch_threads']} threads, "
+                 f"{h['device']}; load average {h['load_average'][0]} at start, "
+                 f"{h.get('load_average_end', ['?'])[0]} at end; {report['started']}; median of "
+                 f"{report['repeats']}, forms interleaved. ONNX head = the whole graph.")
     return "\n".join(lines)

@@ -37,6 +37,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "DEFAULT_ADDRESS", "AudioRing", "FixedClock", "Frame", "FrameRing", "InferenceWorker", "LiveConfig",
-    "LivePipeline", "Localization", "Localizer", "Peak", "Publisher", "PublisherConfig", "SampleClock", "Subscriber", "SubscriberStats",
-    "WorkerConfig", "is_loopback", "wire",
+    "LivePipeline", "Localization", "Localizer", "Peak", "Publisher", "PublisherConfig", "SampleClock",
+    "Subscriber", "SubscriberStats", "WorkerConfig", "is_loopback", "wire",
 ]

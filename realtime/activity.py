@@ -63,7 +63,8 @@ def audio_activity(samples: np.ndarray, silence_db: float = DEFAULT_SILENCE_DB) 
 
 
 class OnScreenReader:
-    """`reader(raw_max)` -> OnScreen for a model whose map is a similarity; `for_model` gives None otherwise."""
+    """`reader(raw_max)` -> OnScreen for a model whose map is a similarity; `for_model` gives None
+    otherwise."""
 
     def __init__(self, kind: str, tau: float = 1.0, threshold: float = DEFAULT_ON_SCREEN):
         self.kind, self.tau, self.threshold = kind, float(tau), float(threshold)
@@ -73,10 +74,12 @@ class OnScreenReader:
         kind = SIMILARITY_MAPS.get(getattr(model, "method", ""))
         if kind is None:
             return None
-        config = getattr(model, "config", None)  # `localize` never fuses an object prior: the map stays a similarity
+        # `localize` never fuses an object prior: the map stays a similarity
+        config = getattr(model, "config", None)
         tau = float(getattr(config, "tau", 1.0)) if kind == "tau" else 1.0
         if threshold is None:
-            threshold = float(getattr(config, "epsilon", DEFAULT_ON_SCREEN)) if kind == "cos" else DEFAULT_ON_SCREEN
+            threshold = (float(getattr(config, "epsilon", DEFAULT_ON_SCREEN)) if kind == "cos"
+                         else DEFAULT_ON_SCREEN)
         return cls(kind, tau, threshold)
 
     def __call__(self, raw_max: float) -> OnScreen | None:

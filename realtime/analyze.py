@@ -87,8 +87,9 @@ JSONL_FIELDS = {
 def jsonl_row(frame: Frame, loc: Localization | None, model: ModelInfo) -> dict:
     """One row: this frame's time and the heatmap shown on it, computed on the frame at
     `heatmap_time` (this one, or with --hop the one of the latest hop; null before enough audio)."""
-    row = {"schema": JSONL_SCHEMA, "frame": frame.index, "time": round(frame.t_ns / 1e9, 6), "inference": None,
-           "heatmap_time": None, "peaks": [], "scores": [], "model": model.id, "method": model.method, "audio": None}
+    row = {"schema": JSONL_SCHEMA, "frame": frame.index, "time": round(frame.t_ns / 1e9, 6),
+           "inference": None, "heatmap_time": None, "peaks": [], "scores": [], "model": model.id,
+           "method": model.method, "audio": None}
     if loc is not None:
         peaks = [{k: round(float(getattr(p, k)), 5) for k in PEAK_KEYS} for p in loc.peaks]
         audio = loc.audio
@@ -107,7 +108,8 @@ class OverlayWriter:
     an AAC track fed with arrays (`write_audio_array`)."""
 
     def __init__(self, path: Path, width: int, height: int, rate, time_base=None, *, audio_template=None,
-                 audio_rate: int | None = None, audio_layout: str = "mono", crf: int = 20, preset: str = "veryfast"):
+                 audio_rate: int | None = None, audio_layout: str = "mono", crf: int = 20,
+                 preset: str = "veryfast"):
         self.path = Path(path)
         self.container = av.open(str(self.path), mode="w")
         self.copy_audio = False
@@ -127,7 +129,8 @@ class OverlayWriter:
                     self.audio_note = f"copied ({name})"
                 else:
                     acc = audio_template.codec_context
-                    audio_rate, audio_layout = acc.sample_rate, acc.layout.name if acc.channels <= 2 else "stereo"
+                    audio_rate, audio_layout = (acc.sample_rate,
+                                                acc.layout.name if acc.channels <= 2 else "stereo")
                     self.audio_note = f"re-encoded {name} -> aac"
             else:
                 self.audio_note = "aac"
@@ -145,10 +148,12 @@ class OverlayWriter:
         """A writer for the overlay of `video_in` (same size, frame rate and time base) with `audio_in`."""
         rate = video_in.average_rate or video_in.guessed_rate or Fraction(30)
         cc = video_in.codec_context
-        return cls(path, cc.width, cc.height, rate, video_in.time_base, audio_template=audio_in, crf=crf, preset=preset)
+        return cls(path, cc.width, cc.height, rate, video_in.time_base, audio_template=audio_in,
+                   crf=crf, preset=preset)
 
     def write_video(self, rgb: np.ndarray, pts: int | None, time_base) -> None:
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: self.height, : self.width]), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: self.height, : self.width]),
+                                           format="rgb24")
         if pts is not None:
             frame.pts, frame.time_base = pts, time_base
         self.container.mux(self.video.encode(frame))
@@ -238,7 +243,8 @@ class _Analysis:
         self.summary.audio = self.writer.audio_note
         self.expected = expected_seconds(container, video_in)
         total = video_in.frames or (int(round(self.expected * self.fps)) if self.expected else None)
-        self.bar = tqdm(total=total, unit="frame", desc=src.name, disable=not config.progress, dynamic_ncols=True)
+        self.bar = tqdm(total=total, unit="frame", desc=src.name, disable=not config.progress,
+                        dynamic_ncols=True)
         self.log = None  # the JSONL file, when asked for
         self.pending: collections.deque[_Pending] = collections.deque()
         self.shown: Localization | None = None  # the map on the frames being written (--hop reuses it)
@@ -367,8 +373,8 @@ class _Analysis:
             for i, heat in zip(group, maps):
                 frame = entries[i].frame
                 entries[i].result = loc.result(heat, frame, (windows[i][0], length), (start, end),
-                                               inference=self.summary.inferences, media_s=round(frame.t_ns / 1e9, 6),
-                                               samples=windows[i][1])
+                                               inference=self.summary.inferences,
+                                               media_s=round(frame.t_ns / 1e9, 6), samples=windows[i][1])
                 self.summary.inferences += 1
                 if self.config.on_result is not None:
                     self.config.on_result(entries[i].result)
@@ -395,7 +401,8 @@ def _checked_paths(config: AnalyzeConfig, video_path, out_path, jsonl_path) -> t
         raise SoundLensError(f"--hop must be >= 0 seconds, got {config.hop}")
     src, out, jsonl = Path(video_path), Path(out_path), Path(jsonl_path) if jsonl_path else None
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise SoundLensError(f"-o {out}: the overlay video must end in {', '.join(OUTPUT_SUFFIXES)} (e.g. out.mp4)")
+        raise SoundLensError(f"-o {out}: the overlay video must end in {', '.join(OUTPUT_SUFFIXES)} (e.g. "
+                             "out.mp4)")
     for other in (out, jsonl):
         if other is not None and src.exists() and other.exists() and other.resolve() == src.resolve():
             raise SoundLensError(f"{other} is the input video; write the results to another file")
@@ -426,9 +433,11 @@ def analyze_video(model, video_path: str | os.PathLike, out_path: str | os.PathL
         container.close()
     analysis.summary.wall_s = time.monotonic() - started
     if broken is not None:
-        where = f"{analysis.last_good:.2f} s" + (f" of {analysis.expected:.2f} s" if analysis.expected else "")
+        where = (f"{analysis.last_good:.2f} s"
+                 + (f" of {analysis.expected:.2f} s" if analysis.expected else ""))
         wrote = f"{out}" + (f" and {jsonl}" if jsonl else "")
         raise SoundLensError(
             f"{src} breaks off at {where}: {broken}; the {analysis.summary.frames} frames before it were "
-            f"analysed and {wrote} closed properly (playable up to there). Re-export or re-download the video.")
+            f"analysed and {wrote} closed properly (playable up to there). Re-export or re-download the "
+            "video.")
     return analysis.summary

@@ -79,7 +79,8 @@ def bench_live(model, video, audio, config: LiveConfig, seconds: float = 20.0, w
         "model": {"id": model_id, **(model_info or {})},
         "source": [s.describe() for s in pipeline.sources],
         "hop_s": config.worker.hop,
-        "host": {"machine": platform.machine(), "python": platform.python_version(), "torch": torch.__version__},
+        "host": {"machine": platform.machine(), "python": platform.python_version(),
+                 "torch": torch.__version__},
         "targets": {"heatmaps_per_s": TARGET_HEATMAPS_PER_S, "p99_ms": TARGET_P99_MS},
     }
 

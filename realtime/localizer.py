@@ -45,7 +45,8 @@ class Localizer:
         self.info = ModelInfo(model_id or method or "model", method)
         self.peaks = peaks
         self.silence_db = float(silence_db)
-        self.on_screen = OnScreenReader.for_model(model, on_screen_threshold)  # None: the map is no similarity
+        # None: the map is no similarity
+        self.on_screen = OnScreenReader.for_model(model, on_screen_threshold)
         self.audio_short = 0  # windows cut short: audio not there yet (start-up) or late
         self._centres: dict[tuple, object] = {}  # (frame hw, map hw) -> CellCentres: fixed per model
 
@@ -84,7 +85,8 @@ class Localizer:
         or of another size stands in with the frame itself (no motion). None: no frame has one."""
         before = None
         if previous is not None:
-            before = np.stack([p if p is not None and p.shape == im.shape else im for p, im in zip(previous, images)])
+            before = np.stack([p if p is not None and p.shape == im.shape else im
+                               for p, im in zip(previous, images)])
         autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)
                     if self.device.type == "cuda" else contextlib.nullcontext())
         with torch.inference_mode(), autocast:
@@ -92,7 +94,8 @@ class Localizer:
         return maps.float().cpu().numpy()
 
     def result(self, heat: np.ndarray, frame: Frame, window: tuple[int, int], timing: tuple[int, int], *,
-               inference: int, media_s: float | None = None, samples: np.ndarray | None = None) -> Localization:
+               inference: int, media_s: float | None = None,
+               samples: np.ndarray | None = None) -> Localization:
         """The `Localization` of `heat` (a native map) computed on `frame` from the audio `window`
         (first sample, count) between the monotonic `timing` (start ns, end ns); with the window's
         `samples`, its `activity` too."""

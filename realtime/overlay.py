@@ -55,8 +55,8 @@ class OverlayPainter:
             # Drawn over the region the model saw; past the outermost centres the edge cells extend.
             (ox, oy), (sx, sy) = centres.origin, centres.step
             affine = np.array([[sx, 0.0, ox - 0.5 - x0], [0.0, sy, oy - 0.5 - y0]])
-            stretched = cv2.warpAffine(heat, affine, (max(1, x1 - x0), max(1, y1 - y0)), flags=cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_REPLICATE)
+            stretched = cv2.warpAffine(heat, affine, (max(1, x1 - x0), max(1, y1 - y0)),
+                                       flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         index[y0:y1, x0:x1] = np.round(np.clip(stretched, 0.0, 1.0) * 255)
         rgba = self.lut[index]
         alpha = rgba[..., 3].astype(np.float32) / 255.0
@@ -75,7 +75,8 @@ class OverlayPainter:
         made = self._for
         # Holding `heat` keeps its identity unique while the layers are cached.
         if made is None or made[0] is not heat or made[1:] != (w, h, region, centres):
-            self._for, self._layers = (heat, w, h, region, centres), self._make_layers(heat, region, w, h, centres)
+            self._for, self._layers = ((heat, w, h, region, centres),
+                                       self._make_layers(heat, region, w, h, centres))
         colour, keep, alpha = self._layers
         out = cv2.blendLinear(np.ascontiguousarray(frame), colour, keep, alpha)
         for peak in peaks:

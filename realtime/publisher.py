@@ -190,7 +190,8 @@ class Publisher:
         header = {**header, "mono_ns": mono}
         header.setdefault("stamp_ns", time.time_ns())  # meta/status: wall clock at publish
         parts = wire.encode(kind, stream, header, buffers)
-        latest = wire.encode_latest(kind, stream, header, buffers) if self.config.latest and kind in wire.LATEST_KINDS else None
+        latest = (wire.encode_latest(kind, stream, header, buffers)
+                  if self.config.latest and kind in wire.LATEST_KINDS else None)
         try:
             self._sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
             if latest is not None:

@@ -74,8 +74,8 @@ def check_connect(address: str, curve_server_key, insecure: bool, flag: str = "-
     """A client follows `live`'s rule: loopback in clear, anything else only with CURVE or --insecure."""
     if curve_server_key is None and not is_loopback(address) and not insecure:
         raise SoundLensError(
-            f"{flag} {address} is not loopback: give the publisher's CURVE key (--curve-server-key server.key) "
-            "or pass --insecure to receive in clear text"
+            f"{flag} {address} is not loopback: give the publisher's CURVE key (--curve-server-key "
+            "server.key) or pass --insecure to receive in clear text"
         )
 
 
@@ -89,8 +89,8 @@ def secure_bind(sock: zmq.Socket, address: str, curve_secret: str | None, insecu
     elif not is_loopback(address):
         if not insecure:
             raise SoundLensError(
-                f"{address} is reachable from other machines: give CURVE keys (--curve-secret server.key_secret) "
-                "or pass --insecure to publish in clear text"
+                f"{address} is reachable from other machines: give CURVE keys (--curve-secret "
+                "server.key_secret) or pass --insecure to publish in clear text"
             )
         print(f"warning: publishing unencrypted and unauthenticated on {address} (--insecure)", flush=True)
 
@@ -259,7 +259,8 @@ class Recorder:
                 if not self.failed.is_set():
                     self._writer.finish()
             except (OSError, ValueError) as err:
-                self.error = self.error or f"finishing {self.config.output} failed: {getattr(err, 'strerror', None) or err}"
+                self.error = self.error or (f"finishing {self.config.output} failed: "
+                                            f"{getattr(err, 'strerror', None) or err}")
             self._writer = None
         if self._file is not None:
             try:
@@ -308,8 +309,8 @@ class ResultRecorder:
         seq = self._seq.get(topic, 0)
         self._seq[topic] = seq + 1
         mono = {**header.get("mono_ns", {}), "publish": header.get("mono_ns", {}).get("infer_end", t_ns)}
-        parts = wire.encode(kind, self.stream, {**header, "session": self.session, "seq": seq, "mono_ns": mono},
-                            buffers)
+        parts = wire.encode(kind, self.stream,
+                            {**header, "session": self.session, "seq": seq, "mono_ns": mono}, buffers)
         channel = self._channels.get(topic)
         if channel is None:
             channel = self._writer.register_channel(topic, ENCODING, 0, {"protocol": PROFILE})
@@ -330,7 +331,8 @@ class ResultRecorder:
         self._put("peaks", wire.result_header("peaks", loc), None, t_ns)
         if self.tracker is not None:
             silent = loc.activity is not None and loc.activity.silent
-            tracks = self.tracker.update(loc.peaks, loc.frame.width, loc.frame.height, t_ns / 1e9, silent=silent)
+            tracks = self.tracker.update(loc.peaks, loc.frame.width, loc.frame.height, t_ns / 1e9,
+                                         silent=silent)
             self._put("tracks", wire.tracks_header(loc, tracks, self.camera), None, t_ns)
 
     def close(self) -> None:
@@ -443,7 +445,8 @@ def replay(config: ReplayConfig, stop: threading.Event | None = None, on_bound=N
         try:
             sock.bind(config.address)
         except zmq.ZMQError as err:
-            raise SoundLensError(f"cannot bind {config.address}: {err}; pick another --publish address") from None
+            raise SoundLensError(f"cannot bind {config.address}: {err}; pick another "
+                                 "--publish address") from None
         if on_bound is not None:
             on_bound(sock.getsockopt_string(zmq.LAST_ENDPOINT))
         if stop.wait(config.wait_s):

@@ -79,11 +79,12 @@ class Localization:
 
 def to_peaks(found: list[dict]) -> tuple[Peak, ...]:
     """`realtime.peaks.find_peaks` dicts (or header peaks) as `Peak`s."""
-    return tuple(Peak(float(p["u"]), float(p["v"]), float(p["x"]), float(p["y"]), float(p["score"])) for p in found)
+    return tuple(Peak(float(p["u"]), float(p["v"]), float(p["x"]), float(p["y"]), float(p["score"]))
+                 for p in found)
 
 
-def make_localization(heat: np.ndarray, frame: FrameInfo, audio: AudioWindow, timing: Timing, *, inference: int,
-                      model: ModelInfo, resize: str = "square", top_k: int = 3,
+def make_localization(heat: np.ndarray, frame: FrameInfo, audio: AudioWindow, timing: Timing, *,
+                      inference: int, model: ModelInfo, resize: str = "square", top_k: int = 3,
                       activity: Activity | None = None, on_screen: OnScreen | None = None,
                       centres: CellCentres | None = None) -> Localization:
     """The result of one inference: `heat` is the model's raw map [h, w] for `frame`; `resize` is
@@ -95,5 +96,5 @@ def make_localization(heat: np.ndarray, frame: FrameInfo, audio: AudioWindow, ti
     if centres is None:
         centres = CellCentres.from_region(region, norm.shape)
     peaks = to_peaks(find_peaks(heat, top_k, region, (frame.width, frame.height), centres=centres))
-    return Localization(inference, frame, audio, timing, model, peaks, norm, (lo, hi), region, activity, on_screen,
-                        centres=centres)
+    return Localization(inference, frame, audio, timing, model, peaks, norm, (lo, hi), region,
+                        activity, on_screen, centres=centres)

@@ -93,7 +93,8 @@ class AudioRing:
         """Copy of samples [first, first + count), or None when part of it is older than the
         capacity or not written yet. ValueError if count can never fit."""
         if count < 0 or count > self.capacity:
-            raise ValueError(f"cannot read {count} samples from a ring of {self.capacity}; make the ring larger")
+            raise ValueError(f"cannot read {count} samples from a ring of {self.capacity}; make "
+                             "the ring larger")
         if not self.available(first, count):
             return None
         pos = first % self.capacity

@@ -50,7 +50,8 @@ class Subscriber:
     def __init__(self, address: str = DEFAULT_ADDRESS, topics=(wire.TOPIC_ROOT,), *,
                  curve_server_key=None, rcvhwm: int = 16, listener=None):
         self.address = address
-        self.listener = listener  # called on the receive thread with (message, recv monotonic ns); keep it quick
+        # called on the receive thread with (message, recv monotonic ns); keep it quick
+        self.listener = listener
         self.topics = tuple(topics)
         self.curve_server_key = curve_server_key
         self.rcvhwm = rcvhwm

@@ -38,7 +38,8 @@ class TrackerConfig:
     gate: float = 0.15  # farthest a peak may be from a track's prediction, fraction of the frame diagonal
     min_score: float = 0.5  # peaks below this (min-max score of their map) are not evidence
     max_tracks: int = 8  # tentative + born; peaks beyond it are ignored
-    position_std: float = 0.03  # measurement noise of a peak, fraction of the diagonal (about a third of a 7x7 cell)
+    # measurement noise of a peak, fraction of the diagonal (about a third of a 7x7 cell)
+    position_std: float = 0.03
     accel_std: float = 0.5  # process noise: unmodelled acceleration, diagonals / s^2
     score_smoothing: float = 0.3  # weight of the newest peak score in the track's score (a miss counts 0)
 
@@ -47,7 +48,8 @@ class TrackerConfig:
             raise SoundLensError(f"--track-birth and --track-death must be >= 1 (got {self.birth_frames}, "
                                  f"{self.death_misses})")
         if not 0 < self.gate <= 1:
-            raise SoundLensError(f"--track-gate is a fraction of the frame diagonal in (0, 1], got {self.gate}")
+            raise SoundLensError("--track-gate is a fraction of the frame diagonal in (0, 1], "
+                                 f"got {self.gate}")
         if not 0 <= self.min_score <= 1:
             raise SoundLensError(f"--track-min-score must be in [0, 1], got {self.min_score}")
         if self.max_tracks < 1:
@@ -74,7 +76,8 @@ class CameraModel:
     @classmethod
     def from_hfov(cls, hfov_deg: float) -> CameraModel:
         if not 0 < hfov_deg < 180:
-            raise SoundLensError(f"--hfov is the horizontal field of view in degrees, 0 < hfov < 180; got {hfov_deg}")
+            raise SoundLensError("--hfov is the horizontal field of view in degrees, 0 < hfov < "
+                                 f"180; got {hfov_deg}")
         return cls(hfov_deg=float(hfov_deg), source=f"hfov {hfov_deg:g}")
 
     def intrinsics(self, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -124,7 +127,8 @@ DIST_KEYS = ("distortion_coefficients", "dist_coeffs", "distCoeffs", "distortion
 
 
 def _node_value(node):
-    """A cv2.FileNode as an array (an !!opencv-matrix map or a sequence, nested or flat), a number, or None."""
+    """A cv2.FileNode as an array (an !!opencv-matrix map or a sequence, nested or flat), a number, or
+    None."""
     if node.empty() or node.isNone():
         return None
     if node.isMap():
@@ -144,8 +148,8 @@ def load_intrinsics(path: str | Path) -> CameraModel:
 
     path = Path(path)
     if not path.is_file():
-        raise SoundLensError(f"--intrinsics: {path} not found; give the camera calibration (OpenCV YAML or JSON "
-                             "with camera_matrix and distortion_coefficients), or --hfov DEG instead")
+        raise SoundLensError(f"--intrinsics: {path} not found; give the camera calibration (OpenCV YAML or "
+                             "JSON with camera_matrix and distortion_coefficients), or --hfov DEG instead")
     fields: dict = {}
     if path.suffix.lower() == ".json":
         try:
@@ -171,7 +175,8 @@ def load_intrinsics(path: str | Path) -> CameraModel:
                                  "it expects a cv2.FileStorage YAML/XML or a .json file") from None
     matrix = next((fields[k] for k in MATRIX_KEYS if fields.get(k) is not None), None)
     if matrix is None:
-        raise SoundLensError(f"--intrinsics: {path} has no camera_matrix (3x3); OpenCV's calibration writes one")
+        raise SoundLensError(f"--intrinsics: {path} has no camera_matrix (3x3); OpenCV's calibration writes "
+                             "one")
     k = _matrix(matrix, "camera_matrix", path)
     if k.size != 9:
         raise SoundLensError(f"--intrinsics: {path}: camera_matrix has {k.size} numbers, a 3x3 matrix has 9")
@@ -179,10 +184,11 @@ def load_intrinsics(path: str | Path) -> CameraModel:
     if k[0, 0] <= 0 or k[1, 1] <= 0:
         raise SoundLensError(f"--intrinsics: {path}: camera_matrix focal lengths fx, fy must be > 0")
     dist_value = next((fields[k_] for k_ in DIST_KEYS if fields.get(k_) is not None), None)
-    dist = np.zeros(4) if dist_value is None else _matrix(dist_value, "distortion_coefficients", path).reshape(-1)
+    dist = (np.zeros(4) if dist_value is None
+            else _matrix(dist_value, "distortion_coefficients", path).reshape(-1))
     if dist.size not in (4, 5, 8, 12, 14):
-        raise SoundLensError(f"--intrinsics: {path}: {dist.size} distortion coefficients; OpenCV takes 4, 5, 8, 12 "
-                             "or 14")
+        raise SoundLensError(f"--intrinsics: {path}: {dist.size} distortion coefficients; OpenCV "
+                             "takes 4, 5, 8, 12 or 14")
     size = None
     width, height = fields.get("image_width"), fields.get("image_height")
     if width is not None and height is not None:
@@ -294,8 +300,9 @@ class Tracker:
         for i, tr in enumerate(live):
             x, y, vx, vy = (float(v) for v in tr.state)
             az, el = (float(angles[i, 0]), float(angles[i, 1])) if angles is not None else (None, None)
-            out.append(Track(tr.id, x, y, x / width, y / height, vx, vy, vx / width, vy / height, max(0.0, tr.score),
-                             max(0.0, (self._t or 0.0) - tr.born_t), tr.hits, tr.missed, az, el))
+            out.append(Track(tr.id, x, y, x / width, y / height, vx, vy, vx / width, vy / height,
+                             max(0.0, tr.score), max(0.0, (self._t or 0.0) - tr.born_t), tr.hits, tr.missed,
+                             az, el))
         return out
 
     def _assign(self, points, gate_px: float) -> list[tuple[int, int]]:

@@ -81,7 +81,8 @@ def display_available() -> bool:
     platform = os.environ.get("QT_QPA_PLATFORM", "")
     if platform.split(":")[0] in ("offscreen", "minimal", "vnc"):
         return False
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                 or os.environ.get("WAYLAND_DISPLAY")):
         return False
     probe = "from PyQt5.QtWidgets import QApplication; QApplication(['probe'])"
     try:
@@ -167,7 +168,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.preview_topic = wire.topic("preview", cfg.stream)
         self.status_topic = wire.topic("status")
         self.feed = _Feed(self.heat_topic, is_loopback(cfg.address))
-        self.subscriber = Subscriber(cfg.address, topics=(self.heat_topic, self.preview_topic, self.status_topic),
+        self.subscriber = Subscriber(cfg.address,
+                                     topics=(self.heat_topic, self.preview_topic, self.status_topic),
                                      curve_server_key=cfg.curve_server_key, listener=self.feed)
         self.held = False
         self.frames_shown = 0  # redraws with a new frame or heatmap (tests wait on it)
@@ -283,7 +285,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         up = max(1, int(self.config.upsample))
         if up > 1:
             heat = cv2.resize(heat, (heat.shape[1] * up, heat.shape[0] * up), interpolation=cv2.INTER_LINEAR)
-        self.heat_item.setImage(np.ascontiguousarray(np.clip(heat, 0.0, 1.0)), autoLevels=False, levels=(0.0, 1.0))
+        self.heat_item.setImage(np.ascontiguousarray(np.clip(heat, 0.0, 1.0)), autoLevels=False,
+                                levels=(0.0, 1.0))
         self.heat_item.setRect(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
         self._show_peaks(loc.peaks, width, height)
         if not self._has_preview:
@@ -292,7 +295,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
     def _show_peaks(self, peaks: tuple[Peak, ...], width: int, height: int) -> None:
         self.peak_rings.setData([p.x for p in peaks], [p.y for p in peaks])
         while len(self.peak_labels) < len(peaks):
-            label = pg.TextItem("", color=(255, 255, 255), fill=pg.mkBrush(0, 0, 0, 150), anchor=(-0.15, 1.15))
+            label = pg.TextItem("", color=(255, 255, 255), fill=pg.mkBrush(0, 0, 0, 150),
+                                anchor=(-0.15, 1.15))
             label.setZValue(21)
             self.view.addItem(label)
             self.peak_labels.append(label)
@@ -314,7 +318,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
             self._refresh()
         except Exception as err:
             self.display_errors += 1
-            self._message = (f"cannot draw the latest message: {type(err).__name__}: {err}", time.monotonic() + 5.0)
+            self._message = (f"cannot draw the latest message: {type(err).__name__}: {err}",
+                             time.monotonic() + 5.0)
             with contextlib.suppress(Exception):
                 self._update_status()
 
@@ -377,7 +382,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         now_ns = time.monotonic_ns()
         if self.feed.last_any_ns == 0:
             waited = time.monotonic() - self._started
-            return f"waiting for {cfg.address} [{cfg.stream}] for {waited:.0f} s: is 'soundlens live' running?"
+            return (f"waiting for {cfg.address} [{cfg.stream}] for {waited:.0f} s: is 'soundlens live' "
+                    "running?")
         silent = (now_ns - self.feed.last_any_ns) / 1e9
         heat = self.subscriber.latest(self.heat_topic)
         model = heat.localization().model if heat is not None else None
@@ -395,7 +401,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
             latency = _get(pub, "latency_ms", "capture_to_publish", "p50")
         parts.append("latency " + ("-" if not isinstance(latency, (int, float)) else f"{latency:.0f} ms"))
         lost = self.subscriber.stats.lost  # heatmaps that never reached this viewer (seq gaps)
-        hops = _get(pub, "counters", "hops_dropped") if pub is not None else None  # model too slow for the hop
+        # model too slow for the hop
+        hops = _get(pub, "counters", "hops_dropped") if pub is not None else None
         drops = lost + (hops if isinstance(hops, int) else 0)
         if pub is not None:  # status fields are informative; a publisher may leave some out
             fps_in = pub.get("fps_in")
@@ -403,7 +410,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
                 parts.insert(1, f"in {fps_in:.0f} fps")
         parts.append(f"drops {drops}")
         self.status_label.setToolTip(f"{lost} heatmaps lost in transport, "
-                                     f"{hops if isinstance(hops, int) else '?'} hops dropped by the publisher")
+                                     f"{hops if isinstance(hops, int) else '?'} hops dropped "
+                                     "by the publisher")
         parts.append(f"model {model_text}")
         if time.monotonic() - self._reconnected_at < 5.0 and self._reconnected_at:
             parts.append(f"reconnected: new session {self.session[:8]}")
@@ -421,7 +429,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.status_label.setText(text)
         alive = self.publisher_alive()
         if not alive:
-            self.banner.setText("publisher lost - waiting" if self.feed.last_any_ns else f"waiting for {self.config.address}")
+            self.banner.setText("publisher lost - waiting" if self.feed.last_any_ns
+                                else f"waiting for {self.config.address}")
             self.banner.show()
         elif not self._has_preview:
             self.banner.setText("no preview frames")
@@ -450,7 +459,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         """Save the whole window (picture, controls, status bar) as a PNG; returns its path."""
         if path is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            path = Path(self.config.snapshot_dir) / f"soundlens-{stamp}-{int(time.time() * 1000) % 1000:03d}.png"
+            path = (Path(self.config.snapshot_dir)
+                    / f"soundlens-{stamp}-{int(time.time() * 1000) % 1000:03d}.png")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if not self.grab().save(str(path), "PNG"):

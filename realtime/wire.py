@@ -30,16 +30,19 @@ from soundlens.realtime.result import AudioWindow, FrameInfo, Localization, Mode
 
 PREFIX = "soundlens"
 MAJOR = 1
-MINOR = 3  # 1.1: tracks, activity, on_screen; 1.2: latest topics, stamp strings, skipped hops; 1.3: cell centres
+# 1.1: tracks, activity, on_screen; 1.2: latest topics, stamp strings, skipped hops; 1.3: cell centres
+MINOR = 3
 # (docs/protocol.md §10)
 VERSION = (MAJOR, MINOR)
 TOPIC_ROOT = f"{PREFIX}.v{MAJOR}."
 LATEST_ROOT = f"{PREFIX}.latest.v{MAJOR}."  # the single-frame form (docs/protocol.md §1.1)
 
 KINDS = ("heatmap", "peaks", "preview", "meta", "status", "tracks")
-RESULT_KINDS = ("heatmap", "peaks", "preview", "tracks")  # one inference publishes these with one `inference` id
+# one inference publishes these with one `inference` id
+RESULT_KINDS = ("heatmap", "peaks", "preview", "tracks")
 STREAMLESS_KINDS = ("status",)
-LATEST_KINDS = ("heatmap", "peaks", "tracks", "meta", "status")  # no binary buffer, or a small map that fits in JSON
+# no binary buffer, or a small map that fits in JSON
+LATEST_KINDS = ("heatmap", "peaks", "tracks", "meta", "status")
 STREAM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # no dots: a topic prefix must not match across fields
 ENCODINGS = ("raw", "jpeg")
 
@@ -90,8 +93,8 @@ def topic(kind: str, stream: str | None = None) -> str:
 
 
 def latest_topic(kind: str, stream: str | None = None) -> str:
-    """`soundlens.latest.v1.<kind>.<stream>`: the single-frame form of a heatmap, peaks, tracks, meta or status
-    topic. Subscribe to it followed by one space, which matches this stream exactly."""
+    """`soundlens.latest.v1.<kind>.<stream>`: the single-frame form of a heatmap, peaks, tracks, meta or
+    status topic. Subscribe to it followed by one space, which matches this stream exactly."""
     if kind not in LATEST_KINDS:
         raise WireError(f"{kind!r} has no latest form; kinds with one: {', '.join(LATEST_KINDS)}")
     return LATEST_ROOT + topic(kind, stream)[len(TOPIC_ROOT):]
@@ -174,7 +177,8 @@ def _header_json(kind: str, stream: str | None, header: dict, specs: list) -> st
         full["stamp_s"] = stamp / 1e9
     mono = full.get("mono_ns")
     if isinstance(mono, dict):
-        full["mono_ns_str"] = {k: str(v) for k, v in mono.items() if isinstance(v, int) and not isinstance(v, bool)}
+        full["mono_ns_str"] = {k: str(v) for k, v in mono.items()
+                               if isinstance(v, int) and not isinstance(v, bool)}
     validate_header(full, kind)
     try:
         return json.dumps(full, separators=(",", ":"), allow_nan=False)
@@ -301,7 +305,8 @@ def decode(parts: list) -> Message:
     if isinstance(parts, (list, tuple)) and len(parts) == 1:
         return decode_latest(parts[0])
     if not isinstance(parts, (list, tuple)) or len(parts) < 2:
-        raise WireError(f"a message needs at least 2 frames (topic, header), got {len(parts) if parts else 0}")
+        raise WireError("a message needs at least 2 frames (topic, header), got "
+                        f"{len(parts) if parts else 0}")
     try:
         topic_text = bytes(_frame_bytes(parts[0])).decode("ascii")
     except UnicodeDecodeError:
@@ -341,7 +346,8 @@ def decode_latest(frame) -> Message:
     except UnicodeDecodeError:
         raise WireError("topic of a single-frame message is not ASCII") from None
     if not sep or not latest.startswith(LATEST_ROOT):
-        raise WireError(f"a single-frame message must be '{LATEST_ROOT}<kind>[.<stream>] <JSON>', got {latest[:80]!r}")
+        raise WireError(f"a single-frame message must be '{LATEST_ROOT}<kind>[.<stream>] <JSON>', got "
+                        f"{latest[:80]!r}")
     kind, stream = parse_topic(TOPIC_ROOT + latest[len(LATEST_ROOT):])
     if kind not in LATEST_KINDS:
         raise WireError(f"{kind!r} has no latest form")
@@ -446,14 +452,16 @@ def decode_localization(msg: Message) -> Localization:
         region = (0.0, 0.0, float(frame["width"]), float(frame["height"]))
     heat = msg.arrays.get("heatmap") if msg.kind == "heatmap" else None
     centres = CellCentres.from_json(extra.get("centres"))
-    if centres is None and heat is not None and heat.ndim == 2 and heat.size:  # a 1.2 publisher: block middles
+    # a 1.2 publisher: block middles
+    if centres is None and heat is not None and heat.ndim == 2 and heat.size:
         with contextlib.suppress(TypeError, ValueError):  # a region that is no 4 numbers places nothing
             centres = CellCentres.from_region(region, heat.shape)
     return Localization(
         inference=h["inference"],
         frame=FrameInfo(frame["index"], frame["width"], frame["height"], frame.get("media_s")),
         audio=AudioWindow(audio["sample_rate"], audio["first_sample"], audio["num_samples"]),
-        timing=Timing(h["stamp_ns"], mono["capture"], mono["infer_start"], mono["infer_end"], mono.get("publish")),
+        timing=Timing(h["stamp_ns"], mono["capture"], mono["infer_start"], mono["infer_end"],
+                      mono.get("publish")),
         model=ModelInfo(model["id"], str(model.get("method", ""))),
         peaks=to_peaks(h["peaks"]),
         heatmap=heat,

@@ -45,7 +45,8 @@ class WorkerConfig:
     jpeg_quality: int = 75
     audio_wait: float = 0.05  # live: how long to wait for audio to reach the frame time
     frame_wait: float = 0.5  # how long to wait for a new frame before re-checking the source
-    max_audio_lag: float = 0.5  # live: skip a frame whose audio still ends this much before it (input stalled)
+    # live: skip a frame whose audio still ends this much before it (input stalled)
+    max_audio_lag: float = 0.5
     threads: int | None = None  # torch CPU threads (None: torch's default)
     silence_db: float = DEFAULT_SILENCE_DB  # windows quieter than this are silent: no peak feeds a track
     on_screen_threshold: float | None = None  # None: the method's own (realtime.activity)
@@ -100,8 +101,8 @@ class InferenceWorker:
         self.config = cfg = config or WorkerConfig()
         if cfg.hop < 0:
             raise SoundLensError(f"--hop must be >= 0 seconds, got {cfg.hop}")
-        self.localizer = Localizer(model, audio.sample_rate, device=cfg.device, model_id=model_id, peaks=cfg.peaks,
-                                   threads=cfg.threads, silence_db=cfg.silence_db,
+        self.localizer = Localizer(model, audio.sample_rate, device=cfg.device, model_id=model_id,
+                                   peaks=cfg.peaks, threads=cfg.threads, silence_db=cfg.silence_db,
                                    on_screen_threshold=cfg.on_screen_threshold)
         self.tracker = Tracker(cfg.tracker.check(), cfg.camera)
         self.frames = frames
@@ -214,7 +215,8 @@ class InferenceWorker:
                     break
                 self.frames.wait_newer(newest.index if newest else -1, self.config.frame_wait)
             frame = self.frames.at_or_before(pacer.timeline_ns(target))
-            if frame is None or (self.source_done.is_set() and pacer.media_s(frame.t_ns) + period <= target + 1e-9):
+            if (frame is None
+                    or (self.source_done.is_set() and pacer.media_s(frame.t_ns) + period <= target + 1e-9)):
                 break  # past the end of the media (its last frame is shown for one frame period)
             if frame.index != last_index:
                 if last_index >= 0:
@@ -259,7 +261,8 @@ class InferenceWorker:
         self._publish(self.last, frame.image)
 
     def _previous_image(self, frame: Frame) -> np.ndarray | None:
-        """The frame captured just before `frame`, while the ring still holds it and has its size (motion input)."""
+        """The frame captured just before `frame`, while the ring still holds it and has its size (motion
+        input)."""
         for other in self.frames.snapshot():
             if other.index == frame.index - 1 and other.image.shape == frame.image.shape:
                 return other.image

@@ -18,7 +18,8 @@ import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY = ("models", "training", "realtime")
-FORBIDDEN = {"models": ("tools", "training", "realtime"), "training": ("tools",), "realtime": ("tools", "training")}
+FORBIDDEN = {"models": ("tools", "training", "realtime"), "training": ("tools",),
+             "realtime": ("tools", "training")}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -31,7 +32,8 @@ def _imports(path: Path) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             if node.level:
-                package = path.relative_to(REPO).parent.parts[: len(path.relative_to(REPO).parent.parts) - node.level + 1]
+                package = path.relative_to(REPO).parent.parts[
+                    : len(path.relative_to(REPO).parent.parts) - node.level + 1]
                 module = ".".join(("soundlens", *package, *([module] if module else [])))
             if module == "soundlens":  # `from soundlens import models`
                 found += [(node.lineno, f"soundlens.{alias.name}") for alias in node.names]
@@ -74,7 +76,8 @@ def test_every_package_folder_is_installed():
     listed = set(config["packages"])
     on_disk = {"soundlens." + ".".join(p.parent.relative_to(REPO).parts)
                for folder in (*LIBRARY, "tools") for p in (REPO / folder).rglob("__init__.py")}
-    assert on_disk == listed, f"not installed: {sorted(on_disk - listed)}; listed but absent: {sorted(listed - on_disk)}"
+    assert on_disk == listed, (f"not installed: {sorted(on_disk - listed)}; listed but absent: "
+                               f"{sorted(listed - on_disk)}")
     assert {k.split(".")[1] for k in config["package-dir"]} == {*LIBRARY, "tools"}
 
 
@@ -91,7 +94,8 @@ def test_soundlens_works_next_to_other_packages_named_models_and_tools(tmp_path)
             "assert 'ezvsl' in soundlens.models.available()\n"
             "m = soundlens.models.create('ezvsl', encoder='lite')\n"
             "print(type(m).__module__, soundlens.tools.main.__name__)\n")
-    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["soundlens.models.methods.ezvsl", "soundlens.tools.main"]
 

@@ -12,18 +12,21 @@ from soundlens.models.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, SoundLens
 
 # name -> (module under tools.commands, one-line summary). Only commands that work are listed.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("demo", "the live pipeline on a procedural scene with the shipped model: viewer or overlay video, hit rate"),
+    "demo": ("demo", "the live pipeline on a procedural scene with the shipped model: viewer or overlay "
+                     "video, hit rate"),
     "models": ("models_cmd", "list the registered methods and their presets"),
     "eval": ("eval_cmd", "score saved heatmaps against box annotations under an official protocol"),
     "data": ("data", "dataset utilities: check-split finds test clips in a training list"),
-    "train": ("train", "train a method on procedural or prepared data (CPU, GPU, torchrun; checkpoints + log)"),
+    "train": ("train",
+              "train a method on procedural or prepared data (CPU, GPU, torchrun; checkpoints + log)"),
     "localize": ("localize", "heatmap of one image + audio pair, written as an overlay PNG"),
     "synth": ("synth", "generate the procedural audio-visual benchmark (pairs or videos)"),
     "live": ("live", "camera/video/synthetic + microphone -> heatmaps published over ZeroMQ"),
     "view": ("view", "window showing a live stream: frame, heatmap, peaks, fps/latency/drops"),
     "record": ("record", "record a live stream's messages into an MCAP file (crash-safe chunks)"),
     "replay": ("replay", "republish an MCAP recording with its original timing"),
-    "analyze": ("analyze", "heatmap on every frame of a recorded video: overlay mp4 (with its sound) + JSONL"),
+    "analyze": ("analyze",
+                "heatmap on every frame of a recorded video: overlay mp4 (with its sound) + JSONL"),
     "bench": ("bench", "benchmarks: 'bench live' measures heatmaps/s, latency and CPU of the live pipeline"),
     "import": ("import_cmd", "convert an official release's checkpoint (.pth) to a SoundLens checkpoint"),
 }

@@ -4,7 +4,8 @@ score it on one held-out test split; writes a Markdown + JSON table and PNG plot
 The default budget is the one the learning test uses (tests/models/test_learning.py: lite
 encoder, 112 px, 2000 pairs, 3 epochs, batch 32, Adam lr 1e-3 except the method's Recipe (short_run_lr),
 the method's Recipe (short_run_options)), so the table shows what each method reaches on a CPU-sized run,
-not the papers' numbers. The test split has 2-3 objects per scene, so the pointing game has a baseline: a random visible object is right about 42 % of the time.
+not the papers' numbers. The test split has 2-3 objects per scene, so the pointing game has a baseline: a
+random visible object is right about 42 % of the time.
 
 Outputs in OUT: accuracy.json, accuracy.md, success_curve.png (fraction of samples with cIoU >= t
 for t = 0 ... 1, official_repos.md §3.1), gallery.png (heatmaps over test frames, GT boxes in
@@ -62,8 +63,9 @@ class AccuracyConfig:
 
 def _train_spec(cfg: AccuracyConfig) -> str:
     if cfg.data != "procedural":
-        raise SoundLensError(f"bench accuracy --data {cfg.data}: only 'procedural' is supported (every method needs "
-                             "the same annotated held-out split); train on other data with 'soundlens train'")
+        raise SoundLensError(f"bench accuracy --data {cfg.data}: only 'procedural' is supported "
+                             "(every method needs the same annotated held-out split); train on other data "
+                             "with 'soundlens train'")
     return f"procedural:{cfg.pairs},size={cfg.image_size},seed={cfg.seed}"
 
 
@@ -103,11 +105,12 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
             gallery_maps = maps
     results = per_seed[seeds[0]] if len(seeds) == 1 else aggregate_seeds(per_seed)
     doc = {
-        "benchmark": "accuracy", "command": cfg.command, "config": asdict(cfg), "train_data": _train_spec(cfg),
-        "test_data": _test_spec(cfg), "protocol": cfg.protocol, "n_test": len(test.dataset), "seeds": list(seeds),
-        "device": str(pick_device(cfg.device)), "torch": torch.__version__, "python": platform.python_version(),
-        "machine": platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "results": results,
+        "benchmark": "accuracy", "command": cfg.command, "config": asdict(cfg),
+        "train_data": _train_spec(cfg), "test_data": _test_spec(cfg), "protocol": cfg.protocol,
+        "n_test": len(test.dataset), "seeds": list(seeds), "device": str(pick_device(cfg.device)),
+        "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "results": results,
     }
     (out / "accuracy.json").write_text(json.dumps(jsonable(doc), indent=2) + "\n")
     (out / "accuracy.md").write_text(markdown_table(doc))
@@ -130,8 +133,8 @@ def _run_methods(cfg: AccuracyConfig, test, gallery_items: list[dict], out: Path
         run_dir = out / "runs" / method
         options = short_run_options(method) if cfg.short_run_options else {}
         lr = cfg.lr if cfg.lr is not None else short_run_lr(method)
-        run = RunConfig(method=method, data=_train_spec(cfg), out=str(run_dir), encoder=cfg.encoder, model=options,
-                        val_pairs=cfg.val_pairs, protocol=cfg.protocol, device=cfg.device,
+        run = RunConfig(method=method, data=_train_spec(cfg), out=str(run_dir), encoder=cfg.encoder,
+                        model=options, val_pairs=cfg.val_pairs, protocol=cfg.protocol, device=cfg.device,
                         # cIoU >= 0.5 is almost always 0 on these small objects (the median threshold
                         # marks half the frame), so it cannot pick an epoch; the pointing game can.
                         select_metric="hit_rate",
@@ -174,7 +177,8 @@ def _score_row(method, options, lr, cfg, pred, ann, proto, source) -> dict:
         "success_curve": [float(v) for v in metrics.success_curve(list(report["per_sample"].values()))],
     }
     if "per_sample_adap" in report:  # the protocol's adaptive threshold: the informative curve here
-        row["success_curve_adap"] = [float(v) for v in metrics.success_curve(list(report["per_sample_adap"].values()))]
+        row["success_curve_adap"] = [float(v)
+                                     for v in metrics.success_curve(list(report["per_sample_adap"].values()))]
     return row
 
 
@@ -196,7 +200,8 @@ def aggregate_seeds(per_seed: dict[int, list[dict]]) -> list[dict]:
                 continue
             arr = np.asarray(values, dtype=float)
             row[key] = float(arr.mean())
-            row["spread"][key] = {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+            row["spread"][key] = {"mean": float(arr.mean()),
+                                  "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
                                   "min": float(arr.min()), "max": float(arr.max()), "values": values}
         for curve in ("success_curve", "success_curve_adap"):
             if all(curve in r for r in runs):
@@ -209,14 +214,16 @@ def aggregate_seeds(per_seed: dict[int, list[dict]]) -> list[dict]:
 def spread_notes(results: list[dict], key: str = "hit_rate") -> list[str]:
     """For methods ranked by mean `key`: a note wherever a method's spread (max - min over seeds)
     is larger than its gap to the next method, so the ranking between them is not settled."""
-    ranked = sorted((r for r in results if key in r.get("spread", {})), key=lambda r: -r["spread"][key]["mean"])
+    ranked = sorted((r for r in results if key in r.get("spread", {})),
+                    key=lambda r: -r["spread"][key]["mean"])
     notes = []
     for a, b in zip(ranked, ranked[1:]):
         gap = a["spread"][key]["mean"] - b["spread"][key]["mean"]
         width = a["spread"][key]["max"] - a["spread"][key]["min"]
         if width > gap:
-            notes.append(f"{a['method']} vs {b['method']}: {key} spread {100 * width:.1f} points over the seeds is "
-                         f"larger than the gap {100 * gap:.1f}: their order is not settled by these runs")
+            notes.append(f"{a['method']} vs {b['method']}: {key} spread {100 * width:.1f} points "
+                         f"over the seeds is larger than the gap {100 * gap:.1f}: their order is not "
+                         "settled by these runs")
     return notes
 
 
@@ -250,19 +257,20 @@ def markdown_table(doc: dict) -> str:
     several = len(seeds) > 1
     lines = [
         f"Trained on `{doc['train_data']}` ({cfg['encoder']} encoder, {cfg['epochs']} epochs, batch "
-        f"{cfg['batch_size']}, Adam lr {_lrs(doc)}); tested on `{doc['test_data']}` ({doc['n_test']} scenes) under "
-        f"the `{doc['protocol']}` protocol on {doc['device']} ({doc.get('machine', '?')}, CPU capability "
-        f"{doc.get('cpu_capability', '?')}, {doc.get('threads', '?')} threads, torch {doc.get('torch', '?')}), "
-        f"{doc['date']}; " + (f"seeds {', '.join(map(str, seeds))}: mean ± sample std (min)." if several
+        f"{cfg['batch_size']}, Adam lr {_lrs(doc)}); tested on `{doc['test_data']}` ({doc['n_test']} scenes) "
+        f"under the `{doc['protocol']}` protocol on {doc['device']} ({doc.get('machine', '?')}, "
+        f"CPU capability {doc.get('cpu_capability', '?')}, {doc.get('threads', '?')} threads, torch "
+        f"{doc.get('torch', '?')}), {doc['date']}; "
+        + (f"seeds {', '.join(map(str, seeds))}: mean ± sample std (min)." if several
                                else f"seed {seeds[0]}."),
         "",
     ]
     adaptive = any(r.get("cIoU_adap") is not None for r in doc["results"])
     columns = ["cIoU", "AUC"] + (["cIoU_adap", "AUC_adap"] if adaptive else []) + [
         "mean_cIoU", "hit_rate", "a2i_R@1", "a2i_R@5", "a2i_R@10", "i2a_R@1", "i2a_R@5", "i2a_R@10"]
-    titles = {"cIoU_adap": "adaptive cIoU", "AUC_adap": "adaptive AUC", "mean_cIoU": "mean cIoU", "hit_rate": "hit rate",
-              "a2i_R@1": "a→i R@1", "a2i_R@5": "R@5", "a2i_R@10": "R@10", "i2a_R@1": "i→a R@1", "i2a_R@5": "R@5",
-              "i2a_R@10": "R@10"}
+    titles = {"cIoU_adap": "adaptive cIoU", "AUC_adap": "adaptive AUC", "mean_cIoU": "mean cIoU",
+              "hit_rate": "hit rate", "a2i_R@1": "a→i R@1", "a2i_R@5": "R@5", "a2i_R@10": "R@10",
+              "i2a_R@1": "i→a R@1", "i2a_R@5": "R@5", "i2a_R@10": "R@10"}
     lines.append("| method | " + " | ".join(titles.get(c, c) for c in columns) + " | train time |")
     lines.append("|---|" + "---:|" * (len(columns) + 1))
     for r in doc["results"]:
@@ -271,11 +279,11 @@ def markdown_table(doc: dict) -> str:
     notes = spread_notes(doc["results"]) if several else []
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
-    lines += ["", "cIoU = fraction of test scenes with cIoU >= 0.5; AUC over cIoU thresholds 0..1; adaptive: the "
-              "map thresholded so its area equals the box's (SSL-Align's protocol; the median threshold marks "
-              "half the frame, far more than these objects, so plain cIoU >= 0.5 is rare); hit rate = "
-              "heatmap peak inside the sounding object's box (a random visible object: ~42 %); R@K: retrieval "
-              "by class over the test scenes. Values in %.", ""]
+    lines += ["", "cIoU = fraction of test scenes with cIoU >= 0.5; AUC over cIoU thresholds 0..1; adaptive: "
+              "the map thresholded so its area equals the box's (SSL-Align's protocol; the median threshold "
+              "marks half the frame, far more than these objects, so plain cIoU >= 0.5 is rare); hit rate = "
+              "heatmap peak inside the sounding object's box (a random visible object: ~42 %); R@K: "
+              "retrieval by class over the test scenes. Values in %.", ""]
     options = {r["method"]: r["options"] for r in doc["results"] if r.get("options")}
     if options:
         lines += ["Short-run method options (the method's Recipe (short_run_options)): " + "; ".join(
@@ -315,7 +323,8 @@ def plot_success(results: list[dict], path: Path) -> Path:
     return path
 
 
-def _plot_success_cv2(results: list[dict], x: np.ndarray, path: Path, curve: str, auc_key: str, title: str) -> Path:
+def _plot_success_cv2(results: list[dict], x: np.ndarray, path: Path, curve: str, auc_key: str,
+                      title: str) -> Path:
     import cv2
 
     w, h, left, right, top, bottom = 640, 480, 70, 20, 40, 60
@@ -344,8 +353,8 @@ def _plot_success_cv2(results: list[dict], x: np.ndarray, path: Path, curve: str
             cv2.circle(img, tuple(int(v) for v in p), 3, colour, -1, cv2.LINE_AA)
         ly = top + 20 + 18 * k  # legend, top right
         cv2.line(img, (w - right - 190, ly - 4), (w - right - 170, ly - 4), colour, 2, cv2.LINE_AA)
-        cv2.putText(img, f"{r['method']} (AUC {_pct(r[auc_key])})", (w - right - 165, ly), font, 0.45, (0, 0, 0), 1,
-                    cv2.LINE_AA)
+        cv2.putText(img, f"{r['method']} (AUC {_pct(r[auc_key])})", (w - right - 165, ly), font,
+                    0.45, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.imwrite(str(path), img)
     return path
 

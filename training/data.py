@@ -55,8 +55,9 @@ class DataSpec:
     def scene_config(self):
         from soundlens.training.synth import SceneConfig
 
-        return SceneConfig(image_size=self.image_size, min_objects=self.min_objects, max_objects=self.max_objects,
-                           silent_prob=self.silent_prob, distractor_prob=self.distractor_prob)
+        return SceneConfig(image_size=self.image_size, min_objects=self.min_objects,
+                           max_objects=self.max_objects, silent_prob=self.silent_prob,
+                           distractor_prob=self.distractor_prob)
 
     def heldout(self, n: int | None = None) -> DataSpec:
         """A procedural split disjoint from this one (another seed), same scene settings."""
@@ -70,7 +71,8 @@ def _options(parts: list[str], spec: str) -> dict[str, str]:
     out = {}
     for part in parts:
         if "=" not in part:
-            raise SoundLensError(f"data SPEC '{spec}': '{part}' is not key=value; see 'soundlens train --help'")
+            raise SoundLensError(f"data SPEC '{spec}': '{part}' is not key=value; see 'soundlens train "
+                                 "--help'")
         key, value = part.split("=", 1)
         out[key.strip()] = value.strip()
     return out
@@ -88,7 +90,7 @@ def parse_spec(spec: str) -> DataSpec:
             try:
                 n = int(head.split(":", 1)[1])
             except ValueError:
-                raise SoundLensError(f"data SPEC '{text}': N must be an integer, e.g. procedural:2000") from None
+                raise SoundLensError(f"data SPEC '{text}': N must be an integer, e.g. procedural:2000") from None  # noqa: E501
         if n <= 0:
             raise SoundLensError(f"data SPEC '{text}': N must be > 0")
         opts = _options(rest, text)
@@ -110,14 +112,14 @@ def parse_spec(spec: str) -> DataSpec:
             if "distractor" in opts:
                 kw["distractor_prob"] = float(opts["distractor"])
         except ValueError:
-            raise SoundLensError(f"data SPEC '{text}': option values must be numbers (objects=LO-HI)") from None
+            raise SoundLensError(f"data SPEC '{text}': option values must be numbers (objects=LO-HI)") from None  # noqa: E501
         out = DataSpec(text, "procedural", n=n, **kw)
         out.scene_config()  # validate now
         return out
     opts = _options(rest, text)
     unknown = sorted(set(opts) - {"list", "ann"})
     if unknown:
-        raise SoundLensError(f"data SPEC '{text}': unknown option(s) {unknown}; a folder takes list=FILE, ann=FILE")
+        raise SoundLensError(f"data SPEC '{text}': unknown option(s) {unknown}; a folder takes list=FILE, ann=FILE")  # noqa: E501
     path = Path(head)
     list_file = Path(opts["list"]) if "list" in opts else None
     if path.is_file():
@@ -177,7 +179,8 @@ class FolderClips(Dataset):
             self.folder.ids = [i for i in ids if i in have]
         if not len(self.folder):
             where = f" listed in {spec.list_file}" if spec.list_file else ""
-            raise SoundLensError(f"{spec.root} has no clip{where} with both frames/<id>.jpg and audio/<id>.wav")
+            raise SoundLensError(f"{spec.root} has no clip{where} with both frames/<id>.jpg "
+                                 "and audio/<id>.wav")
 
     @property
     def ids(self) -> list[str]:
@@ -307,8 +310,9 @@ def eval_data(spec: DataSpec | str, allow_missing: bool = False) -> EvalData:
     have = set(clips.ids)
     missing = [i for i in ann.ids if i not in have]
     if missing and not allow_missing:
-        raise SoundLensError(f"{len(missing)} of {len(ann)} annotated clips have no frame/audio in {spec.root} "
-                             f"(e.g. {missing[:3]}); add them or pass --allow-missing to score the rest")
+        raise SoundLensError(f"{len(missing)} of {len(ann)} annotated clips have no frame/audio "
+                             f"in {spec.root} (e.g. {missing[:3]}); add them or pass --allow-missing "
+                             "to score the rest")
     return EvalData(spec, clips, ann, missing)
 
 
@@ -330,7 +334,8 @@ def spec_summary(spec: DataSpec) -> dict:
     """JSON-ready description of a SPEC for logs and checkpoints."""
     d = {"spec": spec.text, "kind": spec.kind}
     if spec.kind == "procedural":
-        d.update(n=spec.n, seed=spec.seed, image_size=spec.image_size, objects=[spec.min_objects, spec.max_objects])
+        d.update(n=spec.n, seed=spec.seed, image_size=spec.image_size,
+                 objects=[spec.min_objects, spec.max_objects])
     else:
         d.update(root=str(spec.root), list=str(spec.list_file) if spec.list_file else None,
                  annotations=str(spec.annotations) if spec.annotations else None)

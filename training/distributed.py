@@ -50,7 +50,8 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise SoundLensError(f"environment variable {name}={value!r} is not an integer; launch with torchrun") from None
+        raise SoundLensError(f"environment variable {name}={value!r} is not an integer; "
+                             "launch with torchrun") from None
 
 
 def init_distributed(device: str | None = None) -> DistEnv:
@@ -83,7 +84,8 @@ def cleanup(env: DistEnv) -> None:
         dist.destroy_process_group()
 
 
-def gather_features(features: torch.Tensor, rank: int, world_size: int, with_grad: bool = False) -> torch.Tensor:
+def gather_features(features: torch.Tensor, rank: int, world_size: int,
+                    with_grad: bool = False) -> torch.Tensor:
     """All ranks' `features` [b, ...] concatenated in rank order -> [world_size * b, ...].
 
     open_clip's rule (style.md §2): a plain all_gather returns tensors without gradient, so the
@@ -96,7 +98,8 @@ def gather_features(features: torch.Tensor, rank: int, world_size: int, with_gra
     if world_size <= 1:
         return features
     if not dist.is_initialized():
-        raise SoundLensError(f"gather_features with world_size {world_size} needs torch.distributed; launch with torchrun")
+        raise SoundLensError(f"gather_features with world_size {world_size} needs torch.distributed; "
+                             "launch with torchrun")
     if with_grad:
         import torch.distributed.nn.functional as dist_nn
 

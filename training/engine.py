@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 
 
 def scheduled_lr(config: TrainConfig, step: int, total_steps: int) -> float:
-    """The learning rate at optimizer step `step` of `total_steps` (open_clip's cosine schedule, no warm-up)."""
+    """The learning rate at optimizer step `step` of `total_steps` (open_clip's cosine schedule, no
+    warm-up)."""
     if config.lr_schedule == "constant":
         return config.lr
     if config.lr_schedule == "cosine":
@@ -151,7 +152,8 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, log: Callable
     return means
 
 
-def fit(model, dataset: Dataset, config: TrainConfig, log: Callable[[dict], None] | None = None) -> list[dict]:
+def fit(model, dataset: Dataset, config: TrainConfig,
+        log: Callable[[dict], None] | None = None) -> list[dict]:
     """Train `model` on `dataset` for `config.epochs` in this process; returns per-epoch summaries.
 
     The in-process helper tests and notebooks use; `soundlens.training.main` is the full trainer
@@ -269,12 +271,13 @@ def score_annotated(ann, maps: Mapping[str, np.ndarray], protocol, object_maps: 
     have_set = set(have)
     missing = [i for i in ann.ids if i not in have_set]
     if missing and not allow_missing:
-        raise SoundLensError(f"{len(missing)} of {len(ann)} annotated samples have no heatmap (e.g. {missing[:3]}); "
-                             "add them or pass --allow-missing to score the rest")
+        raise SoundLensError(f"{len(missing)} of {len(ann)} annotated samples have no heatmap (e.g. "
+                             f"{missing[:3]}); add them or pass --allow-missing to score the rest")
     if not have:
         raise SoundLensError(f"no heatmap in {maps_source} matches an annotated id; check the ids")
     if object_maps is not None and protocol.ogl_alpha is None:
-        raise SoundLensError(f"protocol {protocol.name} has no OGL fusion; drop --object-maps or pick another")
+        raise SoundLensError(f"protocol {protocol.name} has no OGL fusion; drop --object-maps "
+                             "or pick another")
     gts = ann.gt_maps(protocol.gt_clip, have, silent_as_none=True)
     report = protocols.score_maps(maps, gts, protocol, object_maps=object_maps)
     hits = protocols.pointing_hits(maps, gts, protocol)
@@ -324,8 +327,10 @@ def evaluate(model, data, protocol: str = "ezvsl", batch_size: int = 32, workers
     from soundlens.training import protocols
 
     proto = protocols.get(protocol)
-    pred = predict(model, data.dataset, batch_size=batch_size, embed=retrieval, workers=workers, progress=progress)
+    pred = predict(model, data.dataset, batch_size=batch_size, embed=retrieval, workers=workers,
+                   progress=progress)
     ann = annotations_of(data, pred)
     report = score_annotated(ann, pred.maps, proto, allow_missing=allow_missing, maps_source=data.spec.text)
-    report["retrieval"] = retrieval_report(pred, ann, [i for i in ann.ids if i in pred.maps]) if retrieval else None
+    report["retrieval"] = (retrieval_report(pred, ann, [i for i in ann.ids if i in pred.maps]) if retrieval
+                           else None)
     return report

@@ -1,4 +1,5 @@
-"""The trainer: `soundlens train ...` and `torchrun --nproc_per_node N -m soundlens.training.main ...` share `main(argv)`.
+"""The trainer: `soundlens train ...` and `torchrun --nproc_per_node N -m soundlens.training.main ...` share
+`main(argv)`.
 
 Wiring as open_clip's `main.py` (style.md §2): parse -> typed config -> join the torchrun job ->
 same seed on every rank to build the model, seed + rank after -> data with a DistributedSampler ->
@@ -123,8 +124,8 @@ def load_state(path: Path, model, optimizer) -> dict:
     if meta.get("format") != STATE_FORMAT:
         raise SoundLensError(f"{path} is not a SoundLens training state; remove it or choose another --out")
     if meta.get("format_version") != STATE_VERSION:
-        raise SoundLensError(f"{path} uses training-state format {meta.get('format_version')}; this SoundLens "
-                             f"reads {STATE_VERSION}: start a new run (new --out)")
+        raise SoundLensError(f"{path} uses training-state format {meta.get('format_version')}; "
+                             f"this SoundLens reads {STATE_VERSION}: start a new run (new --out)")
     info = json.loads(meta["info"])
     opt_meta = json.loads(meta["optimizer"])
     with safe_open(str(path), framework="pt") as f:
@@ -133,8 +134,9 @@ def load_state(path: Path, model, optimizer) -> dict:
     model_state = {k[len("model."):]: tensors[k] for k in keys if k.startswith("model.")}
     missing, unexpected = model.load_state_dict(model_state, strict=False)
     if missing or unexpected:
-        raise SoundLensError(f"{path} does not match the model being trained (missing {missing[:3]}, unexpected "
-                             f"{unexpected[:3]}); resume with the same method options or choose a new --out")
+        raise SoundLensError(f"{path} does not match the model being trained (missing "
+                             f"{missing[:3]}, unexpected {unexpected[:3]}); resume with the same method "
+                             "options or choose a new --out")
     state: dict[int, dict] = {}
     for k in keys:
         if k.startswith("optim."):
@@ -170,7 +172,8 @@ def _check_resume(config: RunConfig, out: Path) -> bool:
     """Whether to resume; refuse to overwrite an existing run without --resume."""
     state = out / "resume.safetensors"
     if state.is_file() and not config.resume:
-        raise SoundLensError(f"{out} already holds a training run; pass --resume to continue it or choose a new --out")
+        raise SoundLensError(f"{out} already holds a training run; pass --resume to continue it or "
+                             "choose a new --out")
     return config.resume and state.is_file()
 
 
@@ -181,7 +184,8 @@ def _neighbour_index(config: RunConfig, spec, model) -> Path | None:
     if config.neighbours:
         path = Path(config.neighbours)
         if not path.is_file():
-            raise SoundLensError(f"--neighbours {path} does not exist; make it with 'soundlens data neighbours'")
+            raise SoundLensError(f"--neighbours {path} does not exist; make it with 'soundlens "
+                                 "data neighbours'")
         return path
     if model.uses_neighbours and spec.kind != "procedural":
         from soundlens.training.neighbours import INDEX_NAME
@@ -194,9 +198,9 @@ def _neighbour_index(config: RunConfig, spec, model) -> Path | None:
 def _same_config(stored: dict, current: dict, out: Path) -> None:
     diff = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
     if diff:
-        raise SoundLensError(f"--resume: the run in {out} was trained with other method options ({', '.join(diff)}: "
-                             f"{[stored.get(k) for k in diff]} there, {[current.get(k) for k in diff]} now); "
-                             "use the same options or a new --out")
+        raise SoundLensError(f"--resume: the run in {out} was trained with other method options "
+                             f"({', '.join(diff)}: {[stored.get(k) for k in diff]} there, "
+                             f"{[current.get(k) for k in diff]} now); use the same options or a new --out")
 
 
 def _val_data(config: RunConfig, train_spec):
@@ -310,8 +314,8 @@ def _announce(config: RunConfig, env: DistEnv, spec, model, resumed: dict | None
     run_numerics = numerics(t.seed)
     if env.is_master:
         resolved = {**config.to_dict(), "model_config": models.describe(model)["config"],
-                    "world_size": env.world_size, "device": str(env.device), "data_summary": spec_summary(spec),
-                    "numerics": run_numerics}
+                    "world_size": env.world_size, "device": str(env.device),
+                    "data_summary": spec_summary(spec), "numerics": run_numerics}
         (out / "config.json").write_text(json.dumps(jsonable(resolved), indent=2) + "\n")
         logger.write("start", {"config": resolved, "resumed_after": resumed["epoch"] if resumed else None})
         notes = [logger.tensorboard_note,
@@ -323,14 +327,17 @@ def _announce(config: RunConfig, env: DistEnv, spec, model, resumed: dict | None
                  if val is None else None]
         for note in filter(None, notes):
             print(f"note: {note}", flush=True)
-    _say(env, f"training {config.method} on {spec.text}: {len(data.dataset)} clips, {len(data.loader)} steps/epoch, "
-              f"batch {t.batch_size} over {env.world_size} process(es) on {env.device}; writing {out}")
-    _say(env, f"seed {t.seed}, torch {run_numerics['torch']}, CPU capability {run_numerics['cpu_capability']}, "
-              f"{run_numerics['threads']} thread(s)" + (", deterministic" if t.deterministic else ""))
+    _say(env, f"training {config.method} on {spec.text}: {len(data.dataset)} clips, "
+              f"{len(data.loader)} steps/epoch, batch {t.batch_size} over {env.world_size} process(es) on "
+              f"{env.device}; writing {out}")
+    _say(env, f"seed {t.seed}, torch {run_numerics['torch']}, CPU capability "
+              f"{run_numerics['cpu_capability']}, {run_numerics['threads']} thread(s)"
+              + (", deterministic" if t.deterministic else ""))
 
 
 def _epochs(config: RunConfig, env: DistEnv, spec, model, optimizer, ddp, data, val, logger, info: dict):
-    """The remaining epochs: train, then (rank 0) validate, save and log each. -> (history, best, global_step)."""
+    """The remaining epochs: train, then (rank 0) validate, save and log each. -> (history, best,
+    global_step)."""
     from soundlens import models
 
     t, out = config.train, config.out_dir
@@ -347,12 +354,14 @@ def _epochs(config: RunConfig, env: DistEnv, spec, model, optimizer, ddp, data, 
             debug_ids[epoch] = list(iter(data.sampler))
         t0 = time.perf_counter()
         summary = train_one_epoch(ddp, data.loader, optimizer, t, log=logger.step if env.is_master else None,
-                                  epoch=epoch, progress=env.is_master and config.progress, step_offset=global_step)
+                                  epoch=epoch, progress=env.is_master and config.progress,
+                                  step_offset=global_step)
         global_step += int(summary["steps"])
         debug_loss[epoch] = summary.get("loss")
         record = {"epoch": epoch, "train": summary, "train_time_s": time.perf_counter() - t0}
         if env.is_master:
-            record["val"], improved = _validate_and_save(config, model, val, epoch, best, global_step, spec, out)
+            record["val"], improved = _validate_and_save(config, model, val, epoch, best, global_step, spec,
+                                                         out)
             if improved:
                 value = record["val"][config.select_metric]
                 best = {"epoch": epoch, "metric": config.select_metric,
@@ -385,7 +394,8 @@ def _validate_and_save(config, model, val, epoch, best, global_step, spec, out):
 
     metrics = None
     if val is not None:
-        report = evaluate(model, val, protocol=config.protocol, batch_size=32, retrieval=True, allow_missing=True)
+        report = evaluate(model, val, protocol=config.protocol, batch_size=32, retrieval=True,
+                          allow_missing=True)
         metrics = {k: report[k] for k in VAL_KEYS}
         metrics["n"] = report["n"]
         metrics["spec"] = val.spec.text
@@ -403,7 +413,8 @@ def _validate_and_save(config, model, val, epoch, best, global_step, spec, out):
         previous = -math.inf if best is None or best.get("value") is None else best["value"]
         improved = best is None or value >= previous  # a tie goes to the later epoch (trained longer)
         if improved:
-            models.save(model, out / "best.safetensors", trained_on=jsonable({**trained_on, "best_epoch": epoch}))
+            models.save(model, out / "best.safetensors",
+                        trained_on=jsonable({**trained_on, "best_epoch": epoch}))
     return metrics, improved
 
 
@@ -415,8 +426,8 @@ def _save_resume(out, model, optimizer, epoch, best, history, global_step, model
 
 def _epoch_line(record: dict, improved: bool) -> str:
     tr = record["train"]
-    line = (f"epoch {record['epoch']}: loss {tr.get('loss', float('nan')):.4f} | {tr['samples_per_s']:.1f} samples/s "
-            f"| {record['train_time_s']:.1f} s")
+    line = (f"epoch {record['epoch']}: loss {tr.get('loss', float('nan')):.4f} | {tr['samples_per_s']:.1f} "
+            f"samples/s | {record['train_time_s']:.1f} s")
     v = record.get("val")
     if v:
         def pct(x):
@@ -437,7 +448,8 @@ def run(config: RunConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m soundlens.training.main` / `torchrun ... -m soundlens.training.main` / `soundlens train` (same flags)."""
+    """`python -m soundlens.training.main` / `torchrun ... -m soundlens.training.main` / `soundlens train`
+    (same flags)."""
     try:
         return run(config_from_args(parse_args(argv)))
     except SoundLensError as err:

@@ -55,11 +55,13 @@ class NeighbourIndex:
     def load(cls, path: str | Path) -> NeighbourIndex:
         path = Path(path)
         if not path.is_file():
-            raise SoundLensError(f"neighbour index not found: {path}; mine one with 'soundlens data neighbours'")
+            raise SoundLensError(f"neighbour index not found: {path}; mine one with 'soundlens "
+                                 "data neighbours'")
         try:
             with np.load(path, allow_pickle=False) as z:
                 return cls(z["image"], z["audio"], [str(i) for i in z["ids"]], json.loads(str(z["meta"])))
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:  # never unpickled: allow_pickle=False
+        # never unpickled: allow_pickle=False
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
             raise SoundLensError(f"{path} is not a readable neighbour index ({err}); mine it again with "
                                  "'soundlens data neighbours'") from None
 
@@ -101,8 +103,8 @@ class _TrunkEmbedder:
 
 @torch.inference_mode()
 def embed_dataset(dataset, checkpoint: str | Path | None = None, image_encoder: str | Path | None = None,
-                  audio_encoder: str | Path | None = None, arch: str = "resnet18", image_preset: str = "ezvsl",
-                  audio_preset: str = "sslalign", batch_size: int = 32,
+                  audio_encoder: str | Path | None = None, arch: str = "resnet18",
+                  image_preset: str = "ezvsl", audio_preset: str = "sslalign", batch_size: int = 32,
                   device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised image and audio embeddings [N, D] of every item, with the named encoder(s)."""
     if checkpoint is not None:
@@ -165,11 +167,12 @@ class ConceptualPositives(Dataset):
 
     def __init__(self, dataset, index: NeighbourIndex):
         if len(index) != len(dataset):
-            raise SoundLensError(f"the neighbour index has {len(index)} items but the dataset {len(dataset)}; "
-                                 "mine it again for this dataset")
+            raise SoundLensError(f"the neighbour index has {len(index)} items but the dataset "
+                                 f"{len(dataset)}; mine it again for this dataset")
         ids = _dataset_ids(dataset)
         if index.ids and ids and index.ids != ids:
-            raise SoundLensError("the neighbour index was mined on other clips than this dataset's; mine it again")
+            raise SoundLensError("the neighbour index was mined on other clips than this dataset's; mine it "
+                                 "again")
         self.dataset, self.index = dataset, index
 
     def __len__(self) -> int:

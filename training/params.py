@@ -1,9 +1,10 @@
 """Trainer options: typed configs with the papers' defaults, a JSON config file, and the CLI flags.
 
 Layering (lowest first): `TrainConfig` defaults (EZ-VSL's recipe) -> the method's recipe
-(its `Recipe`, in the method's file) -> `--config FILE` (JSON) -> command-line flags. Flags default to None and are dropped
-when unset (style.md §1 timm `create_model`, §4 torchrun `config_from_args`), so an unset flag never
-overrides a lower layer. The same parser serves `soundlens train` and `torchrun -m soundlens.training.main`.
+(its `Recipe`, in the method's file) -> `--config FILE` (JSON) -> command-line flags. Flags default to None
+and are dropped when unset (style.md §1 timm `create_model`, §4 torchrun `config_from_args`), so an unset flag
+never overrides a lower layer. The same parser serves `soundlens train` and `torchrun -m
+soundlens.training.main`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class TrainConfig:
     optimizer: str = "adam"  # "adam" (EZ-VSL, SLAVC) or "adamw" (JSA, §2.8)
     log_every: int = 10  # steps between log.jsonl step records
     deterministic: bool = False  # torch deterministic algorithms (training.reproducibility)
-    lr_schedule: str = "constant"  # "constant" (EZ-VSL, SLAVC: no schedule, §2.1) or "cosine" (to 0 at the end)
+    # "constant" (EZ-VSL, SLAVC: no schedule, §2.1) or "cosine" (to 0 at the end)
+    lr_schedule: str = "constant"
 
 
 def recipe(method: str):
@@ -115,7 +117,8 @@ class RunConfig:
 
     def method_options(self) -> dict:
         """Options for models.create (None values dropped there)."""
-        return {**self.model, "encoder": self.encoder if self.encoder is not None else self.model.get("encoder")}
+        return {**self.model,
+                "encoder": self.encoder if self.encoder is not None else self.model.get("encoder")}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -128,7 +131,8 @@ _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 def _check_keys(values: dict, where: str) -> None:
     unknown = sorted(set(values) - _RUN_FIELDS - _TRAIN_FIELDS)
     if unknown:
-        raise SoundLensError(f"{where}: unknown option(s) {unknown}; known: {sorted(_RUN_FIELDS | _TRAIN_FIELDS)}")
+        raise SoundLensError(f"{where}: unknown option(s) {unknown}; known: "
+                             f"{sorted(_RUN_FIELDS | _TRAIN_FIELDS)}")
 
 
 def build_config(values: dict, config_file: str | Path | None = None) -> RunConfig:
@@ -181,9 +185,11 @@ def validate(config: RunConfig) -> None:
     from soundlens.training import protocols
 
     if config.protocol not in protocols.available():
-        raise SoundLensError(f"unknown protocol '{config.protocol}'; choose one of {', '.join(protocols.available())}")
+        raise SoundLensError(f"unknown protocol '{config.protocol}'; choose one of "
+                             f"{', '.join(protocols.available())}")
     if config.select_metric not in ("cIoU", "AUC", "mean_cIoU", "hit_rate"):
-        raise SoundLensError(f"select_metric must be cIoU, AUC, mean_cIoU or hit_rate, got '{config.select_metric}'")
+        raise SoundLensError("select_metric must be cIoU, AUC, mean_cIoU or hit_rate, got "
+                             f"'{config.select_metric}'")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -193,52 +199,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", help=f"method to train: {', '.join(models.available())} (default ezvsl; "
                                          "'soundlens models' describes them)")
     parser.add_argument("--data", metavar="SPEC",
-                        help="training data: procedural[:N][,seed=S,size=PX,objects=LO-HI] (default procedural:2000) "
-                             "or a prepared folder DIR[,list=FILE] with frames/<id>.jpg + audio/<id>.wav")
-    parser.add_argument("--config", metavar="FILE", help="JSON file of options (flat keys; 'model' holds method options)")
+                        help="training data: procedural[:N][,seed=S,size=PX,objects=LO-HI] (default "
+                             "procedural:2000) or a prepared folder DIR[,list=FILE] with frames/<id>.jpg "
+                             "+ audio/<id>.wav")
+    parser.add_argument("--config", metavar="FILE",
+                        help="JSON file of options (flat keys; 'model' holds method options)")
     parser.add_argument("--out", metavar="DIR", help="output directory (default runs/<method>)")
     parser.add_argument("--epochs", type=int, help="epochs (default: the method's paper recipe, EZ-VSL 20)")
     parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int,
                         help="global batch over all processes (default 128, split across ranks)")
     parser.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
     parser.add_argument("--weight-decay", "--weight_decay", dest="weight_decay", type=float)
-    parser.add_argument("--grad-clip", "--grad_clip", dest="grad_clip", type=float, help="max grad norm (0 = off)")
+    parser.add_argument("--grad-clip", "--grad_clip", dest="grad_clip", type=float,
+                        help="max grad norm (0 = off)")
     parser.add_argument("--optimizer", choices=("adam", "adamw"))
     parser.add_argument("--lr-schedule", "--lr_schedule", dest="lr_schedule", choices=("constant", "cosine"),
                         help="learning-rate schedule (default constant, as EZ-VSL and SLAVC train)")
-    parser.add_argument("--encoder", help="image/audio trunk: lite, resnet18, resnet18_lvs (default: the method's)")
+    parser.add_argument("--encoder",
+                        help="image/audio trunk: lite, resnet18, resnet18_lvs, efficientnet_lite0 "
+                        "(default: the method's)")
     parser.add_argument("--image-weights", "--image_weights", dest="image_weights", metavar="imagenet|PATH",
-                        help="initial image-trunk weights: 'imagenet' (torchvision's ResNet-18 file, downloaded "
-                             "once into the SoundLens cache; efficientnet_lite0 has its own) or a local file")
+                        help="initial image-trunk weights: 'imagenet' (torchvision's ResNet-18 "
+                             "file, downloaded once into the SoundLens cache; efficientnet_lite0 has its "
+                             "own) or a local file")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--resume", action="store_true", default=None,
                         help="continue the run in --out from resume.safetensors")
-    parser.add_argument("--workers", dest="num_workers", type=int, help="data-loading processes per rank (default 0)")
+    parser.add_argument("--workers", dest="num_workers", type=int,
+                        help="data-loading processes per rank (default 0)")
     parser.add_argument("--val", metavar="SPEC",
                         help="validation data with annotations (default: a held-out procedural split)")
     parser.add_argument("--val-pairs", "--val_pairs", dest="val_pairs", type=int,
                         help="size of the held-out procedural split")
     parser.add_argument("--protocol", help="validation protocol (default ezvsl)")
-    parser.add_argument("--gather-negatives", "--gather_negatives", dest="gather_negatives", action="store_true",
-                        default=None, help="contrastive negatives from all processes (ezvsl, lvs)")
+    parser.add_argument("--gather-negatives", "--gather_negatives", dest="gather_negatives",
+                        action="store_true", default=None,
+                        help="contrastive negatives from all processes (ezvsl, lvs)")
     parser.add_argument("--neighbours", metavar="INDEX",
                         help="neighbour index for SSL-Align's conceptual positives (default: <data folder>/"
                              "neighbours.npz when it exists; make one with 'soundlens data neighbours')")
     parser.add_argument("--seed", type=int, help="seed of the model's initialisation, the data order and the "
                         "augmentations (default 0)")
     parser.add_argument("--deterministic", action="store_true", default=None,
-                        help="torch deterministic algorithms: two runs with the same seed on one machine give "
-                             "bit-identical weights (slower on GPU)")
-    parser.add_argument("--no-amp", dest="amp", action="store_false", default=None, help="no bf16 autocast on CUDA")
-    parser.add_argument("--log-every", "--log_every", dest="log_every", type=int, help="steps between log records")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no tqdm bars")
+                        help="torch deterministic algorithms: two runs with the same seed on "
+                             "one machine give bit-identical weights (slower on GPU)")
+    parser.add_argument("--no-amp", dest="amp", action="store_false", default=None,
+                        help="no bf16 autocast on CUDA")
+    parser.add_argument("--log-every", "--log_every", dest="log_every", type=int,
+                        help="steps between log records")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                        help="no tqdm bars")
     parser.add_argument("--debug-rank-hashes", dest="debug_rank_hashes", action="store_true", default=None,
                         help=argparse.SUPPRESS)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m soundlens.training.main",
-                                     description="Train a sound-source localisation method (CPU, GPU, torchrun).")
+                                     description="Train a sound-source localisation method (CPU, "
+                                                 "GPU, torchrun).")
     add_arguments(parser)
     return parser.parse_args(argv)
 

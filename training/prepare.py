@@ -132,7 +132,8 @@ def decode_frames(path: Path, targets: list[float]) -> list[np.ndarray]:
         while i < len(targets):  # the stream ended before a target: the last frame, if close enough
             if prev is None or targets[i] - prev_t > FRAME_TOLERANCE_S:
                 ends = "no frame" if prev is None else f"the last frame at {prev_t:.2f} s"
-                raise PrepareError(f"truncated video: key frame wanted at {targets[i]:.2f} s, decoding gave {ends}")
+                raise PrepareError(f"truncated video: key frame wanted at {targets[i]:.2f} s, "
+                                   f"decoding gave {ends}")
             picked[i] = prev
             i += 1
         return [np.ascontiguousarray(f.to_ndarray(format="rgb24")) for f in picked]
@@ -193,7 +194,8 @@ def _wav(wav: np.ndarray, rate: int) -> bytes:
 
 def is_done(out_root: Path, sample_id: str, frames: int) -> bool:
     """Whether `sample_id` is complete (the frame is written last, so it marks completion)."""
-    if not (out_root / "audio" / f"{sample_id}.wav").is_file() or not (out_root / "frames" / f"{sample_id}.jpg").is_file():
+    if (not (out_root / "audio" / f"{sample_id}.wav").is_file()
+            or not (out_root / "frames" / f"{sample_id}.jpg").is_file()):
         return False
     if frames > 1:
         return all((out_root / "keyframes" / sample_id / f"{k:02d}.jpg").is_file() for k in range(frames))
@@ -215,7 +217,8 @@ def prepare_one(path: str | Path, sample_id: str, out_root: str | Path, config: 
     except PrepareError as err:
         return {"file": str(path), "id": sample_id, "status": "failed", "reason": str(err)}
     except Exception as err:  # noqa: BLE001 - one bad file must never stop the run; the report names it
-        return {"file": str(path), "id": sample_id, "status": "failed", "reason": f"{type(err).__name__}: {err}"}
+        return {"file": str(path), "id": sample_id, "status": "failed",
+                "reason": f"{type(err).__name__}: {err}"}
     return {"file": str(path), "id": sample_id, "status": "prepared", "reason": None}
 
 
@@ -223,18 +226,19 @@ def _task(args: tuple) -> dict:
     return prepare_one(*args)
 
 
-def prepare_videos(videos_dir: str | Path, out_root: str | Path, config: PrepareConfig = PrepareConfig()) -> PrepareResult:
+def prepare_videos(videos_dir: str | Path, out_root: str | Path,
+                   config: PrepareConfig = PrepareConfig()) -> PrepareResult:
     """Prepare every video of `videos_dir` into `out_root` (resumable; see the module docstring).
 
     With `config.workers` > 1 the videos are decoded in spawned processes, so a script that calls
     this needs the usual `if __name__ == "__main__":` guard (the CLI has it).
     """
     from tqdm import tqdm
-
     if config.frames < 1:
         raise SoundLensError(f"--frames must be >= 1, got {config.frames}")
     if config.rate < 8000:
-        raise SoundLensError(f"--rate {config.rate} Hz is too low; the official front-ends use 16000 (or 22050)")
+        raise SoundLensError(f"--rate {config.rate} Hz is too low; the official front-ends use "
+                             "16000 (or 22050)")
     if config.workers < 1:
         raise SoundLensError(f"--workers must be >= 1, got {config.workers}")
     videos = list_videos(videos_dir)
@@ -243,7 +247,6 @@ def prepare_videos(videos_dir: str | Path, out_root: str | Path, config: Prepare
     out = Path(out_root)
     for d in ("frames", "audio"):
         (out / d).mkdir(parents=True, exist_ok=True)
-
     result = PrepareResult()
     todo: list[tuple] = []
     seen: dict[str, Path] = {}
@@ -251,14 +254,14 @@ def prepare_videos(videos_dir: str | Path, out_root: str | Path, config: Prepare
         sample_id = video_id(path)
         if sample_id in seen:
             result.failed.append({"file": str(path), "id": sample_id, "status": "failed",
-                                  "reason": f"duplicate id '{sample_id}' (also from {seen[sample_id].name}); rename one"})
+                                  "reason": f"duplicate id '{sample_id}' (also from {seen[sample_id].name}); "
+                                            "rename one"})
             continue
         seen[sample_id] = path
         if is_done(out, sample_id, config.frames):
             result.already_done.append(sample_id)
         else:
             todo.append((str(path), sample_id, str(out), config))
-
     bar = tqdm(total=len(todo), desc="prepare", unit="video", disable=not config.progress)
     if config.workers > 1 and len(todo) > 1:
         # spawn: FFmpeg's decoder threads and a forked parent's locks do not mix
@@ -292,7 +295,8 @@ def _collect(result: PrepareResult, rec: dict) -> None:
         result.failed.append(rec)
 
 
-def _write_outputs(out: Path, videos_dir: Path, config: PrepareConfig, videos: list[Path], result: PrepareResult) -> None:
+def _write_outputs(out: Path, videos_dir: Path, config: PrepareConfig, videos: list[Path],
+                   result: PrepareResult) -> None:
     from soundlens.training.splits import normalize_id
 
     complete = sorted({normalize_id(p.stem) for p in (out / "frames").glob("*.jpg")}
@@ -303,8 +307,9 @@ def _write_outputs(out: Path, videos_dir: Path, config: PrepareConfig, videos: l
     _atomic_write(result.list_path, "".join(f"{i}\n" for i in complete).encode())
     report = {
         "videos_dir": str(videos_dir), "out_root": str(out), "settings": asdict(config),
-        "n_videos": len(videos), "n_prepared": len(result.prepared), "n_already_done": len(result.already_done),
-        "n_failed": len(result.failed), "n_complete": len(complete),
+        "n_videos": len(videos), "n_prepared": len(result.prepared),
+        "n_already_done": len(result.already_done), "n_failed": len(result.failed),
+        "n_complete": len(complete),
         "failed": [{k: r[k] for k in ("file", "id", "reason")} for r in result.failed],
         "prepared": result.prepared, "list_file": str(result.list_path),
     }

@@ -7,10 +7,14 @@ comparator, OGL weight, GT box rule. Each preset reproduces one official loop (t
 |---|---|---|---|---|---|
 | ezvsl | stoneMo/EZ-VSL test.py::validate | bilinear, align_corners | min-max | median | >= |
 | slavc | stoneMo/SLAVC test.py::validate | bicubic, align_corners | fixed range, then min-max | median | >= |
-| lvs | hche11/Localizing-Visual-Sounds-the-Hard-Way test.py::main | cv2 INTER_LINEAR | 1 - minmax(-x) | median | > (values >= 1 kept) |
-| sslalign | kaistmm/SSLalignment test.py::validate_lvs, VGG-SS branch | cv2 INTER_LINEAR | 1 - minmax(-x) | median (+ adaptive) | > |
-| sslalign_bilinear | SSLalignment test.py::validate_lvs, other sets | bilinear, align_corners | 1 - minmax(-x) | median (+ adaptive) | > |
-| sslalign_others | SSLalignment test.py::validate (EZ-VSL/SLAVC/FNAC checkpoints) | bilinear, align_corners | min-max | median (+ adaptive) | > |
+| lvs | hche11/Localizing-Visual-Sounds-the-Hard-Way test.py::main | cv2 INTER_LINEAR | 1 - minmax(-x)
+    | median | > (values >= 1 kept) |
+| sslalign | kaistmm/SSLalignment test.py::validate_lvs, VGG-SS branch | cv2 INTER_LINEAR | 1 - minmax(-x)
+    | median (+ adaptive) | > |
+| sslalign_bilinear | SSLalignment test.py::validate_lvs, other sets | bilinear, align_corners
+    | 1 - minmax(-x) | median (+ adaptive) | > |
+| sslalign_others | SSLalignment test.py::validate (EZ-VSL/SLAVC/FNAC checkpoints) | bilinear, align_corners
+    | min-max | median (+ adaptive) | > |
 | jsa | InhoKim429/JSA test_model.py::validate_img_aud | bicubic | min-max | fixed 0.6 | >= |
 | htf | denfed/heartheflow train.py::test_step | cv2 INTER_CUBIC | min-max | median | > (values >= 1 kept) |
 
@@ -33,7 +37,8 @@ import numpy as np
 from soundlens.training import metrics
 from soundlens.training.metrics.thresholds import adaptive_threshold, median_threshold, minmax
 
-Interpolation = Literal["bilinear_align_corners", "bicubic_align_corners", "bicubic", "cv2_linear", "cv2_cubic"]
+Interpolation = Literal["bilinear_align_corners", "bicubic_align_corners", "bicubic", "cv2_linear",
+                        "cv2_cubic"]
 Normalisation = Literal["minmax", "minmax_inverted", "fixed_range"]
 ThresholdRule = Literal["median", "fixed", "adaptive"]
 GtClip = Literal["clip", "max0"]
@@ -115,8 +120,8 @@ _PRESETS: dict[str, Protocol] = {p.name: p for p in (
              extras=("adaptive", "iiou"),
              source="kaistmm/SSLalignment test.py validate: EZ-VSL, SLAVC, FNAC checkpoints, every set; "
                     "utils.normalize_img(x), --alpha 0.4 (§2.4)"),
-    Protocol("jsa", "bicubic", "minmax", threshold="fixed", threshold_value=0.6, comparator=">=", ogl_alpha=0.4,
-             source="InhoKim429/JSA test_model.py validate_img_aud (§2.8)"),
+    Protocol("jsa", "bicubic", "minmax", threshold="fixed", threshold_value=0.6, comparator=">=",
+             ogl_alpha=0.4, source="InhoKim429/JSA test_model.py validate_img_aud (§2.8)"),
     Protocol("htf", "cv2_cubic", "minmax", comparator=">", ones_stay_positive=True, gt_clip="max0",
              source="denfed/heartheflow train.py test_step (§2.6)"),
 )}
@@ -250,7 +255,8 @@ def _normalized_maps(ids: list[str], maps: Mapping[str, np.ndarray], protocol: P
             yield sample_id, pred, scores
 
 
-def _upsample_grouped(ids: list[str], maps: Mapping[str, np.ndarray], protocol: Protocol) -> dict[str, np.ndarray]:
+def _upsample_grouped(ids: list[str], maps: Mapping[str, np.ndarray],
+                      protocol: Protocol) -> dict[str, np.ndarray]:
     arrays = {i: np.asarray(maps[i]) for i in ids}  # read each (possibly lazy) map once
     by_shape: dict[tuple, list[str]] = {}
     for sample_id, m in arrays.items():
@@ -356,8 +362,8 @@ def score_maps(maps: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray | No
         "n_silent": n_silent,
     }
     if "adaptive" in protocol.extras:
-        report.update(cIoU_adap=metrics.fraction_at_least(adaptive.values()), AUC_adap=metrics.auc(adaptive.values()),
-                      per_sample_adap=adaptive)
+        report.update(cIoU_adap=metrics.fraction_at_least(adaptive.values()),
+                      AUC_adap=metrics.auc(adaptive.values()), per_sample_adap=adaptive)
     if "iiou" in protocol.extras:
         report.update(_instance_scores(cious, adaptive, gts, group_key, instance_naming))
     if "slavc" in protocol.extras:

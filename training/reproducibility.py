@@ -48,7 +48,8 @@ def numerics(seed: int | None = None) -> dict:
     info = {
         "seed": seed, "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "aten_cpu_capability_env": os.environ.get("ATEN_CPU_CAPABILITY"),
-        "kernel_env": {k: os.environ[k] for k in NUMERICS_ENV if k in os.environ}, "threads": torch.get_num_threads(),
+        "kernel_env": {k: os.environ[k] for k in NUMERICS_ENV if k in os.environ},
+        "threads": torch.get_num_threads(),
         "mkldnn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
         "deterministic": torch.are_deterministic_algorithms_enabled(), "python": platform.python_version(),
         "machine": platform.machine(), "cuda": None,

@@ -163,7 +163,8 @@ def check_split(train: str | Path | IdList, test: str | Path | IdList) -> SplitR
     test_ids = set(te.ids)
     train_ids = tr.ids
     overlap = list(dict.fromkeys(i for i in train_ids if i in test_ids))
-    return SplitReport(str(tr.path), str(te.path), len(train_ids), len(set(train_ids)), len(test_ids), overlap)
+    return SplitReport(str(tr.path), str(te.path), len(train_ids), len(set(train_ids)), len(test_ids),
+                       overlap)
 
 
 def write_clean(train: str | Path | IdList, test_ids: set[str], out: str | Path) -> int:

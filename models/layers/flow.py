@@ -42,7 +42,8 @@ def flow_batch(frames, next_frames) -> torch.Tensor:
 
 
 class FlowAttention(nn.Module):
-    """out = V(img) · softmax(Q(img)ᵀ K(flow) / sqrt(C/8))ᵀ; returns (out [B, C, h, w], attention [B, hw, hw]).
+    """out = V(img) · softmax(Q(img)ᵀ K(flow) / sqrt(C/8))ᵀ; returns (out [B, C, h, w], attention [B, hw,
+    hw]).
 
     Query and key are 1x1 convs to C/8 channels, value a 1x1 conv to C (HearTheFlow `Self_Attn`,
     §2.6: query/key [64, 512, 1, 1], value [512, 512, 1, 1]).

@@ -55,7 +55,8 @@ class JointSlotAttention(nn.Module):
             for name in ("to_q", "to_k", "to_v"):
                 setattr(self, f"{m}_{name}", nn.Linear(dim, dim))
             setattr(self, f"{m}_gru", nn.GRUCell(dim, dim))
-            setattr(self, f"{m}_mlp", nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim)))
+            setattr(self, f"{m}_mlp",
+                    nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim)))
             for name in ("norm_input", "norm_slots", "norm_pre_ff"):
                 setattr(self, f"{m}_{name}", nn.LayerNorm(dim))
 
@@ -66,7 +67,8 @@ class JointSlotAttention(nn.Module):
         hit = torch.rand(tokens.shape[:2] + (1,), device=tokens.device) < self.mask_ratio
         return torch.where(hit, token.to(tokens.dtype).expand_as(tokens), tokens)
 
-    def _iterate(self, m: str, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _iterate(self, m: str, k: torch.Tensor,
+                 v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`iters` rounds for modality m -> (slots, last round's queries, last round's attention)."""
         to_q, gru, mlp = getattr(self, f"{m}_to_q"), getattr(self, f"{m}_gru"), getattr(self, f"{m}_mlp")
         norm_slots, norm_ff = getattr(self, f"{m}_norm_slots"), getattr(self, f"{m}_norm_pre_ff")

@@ -88,7 +88,8 @@ class EZVSL(SoundLocalizer):
 
 OFFICIAL = {
     "ezvsl": OfficialSource("ezvsl", {"audio_preset": "ezvsl", "image_preset": "ezvsl"},
-                            origin="stoneMo/EZ-VSL README Drive folder, best.pth {'model'} with module. (§2.1)"),
+                            origin="stoneMo/EZ-VSL README Drive folder, best.pth {'model'} "
+                                   "with module. (§2.1)"),
 }
 
 
@@ -117,7 +118,8 @@ PRETRAINED = (
     _ezvsl("ezvsl-vggssfull", "vggsound_full", "VGGSound, all training clips",
            {"VGG-SS": {"cIoU": 39.34, "AUC": 39.78}}),
     _ezvsl("ezvsl-heard110", "heard_110", "VGGSound, the 110 'heard' classes (metadata/vggss_heard.txt)",
-           {"VGG-SS heard 110": {"cIoU": 37.25, "AUC": 38.97}, "VGG-SS unheard 110": {"cIoU": 39.57, "AUC": 39.60}}),
+           {"VGG-SS heard 110": {"cIoU": 37.25, "AUC": 38.97},
+            "VGG-SS unheard 110": {"cIoU": 39.57, "AUC": 39.60}}),
 )
 
 
@@ -135,7 +137,7 @@ RECIPE = Recipe(
 
 
 @register_method("ezvsl", EZVSLConfig, summary="max-MIL InfoNCE over a cosine map (ECCV'22)",
-                 paper="Mo & Morgado, Localizing Visual Sounds the Easy Way, ECCV 2022", recipe=RECIPE, official=OFFICIAL,
-                 pretrained=PRETRAINED)
+                 paper="Mo & Morgado, Localizing Visual Sounds the Easy Way, ECCV 2022", recipe=RECIPE,
+                 official=OFFICIAL, pretrained=PRETRAINED)
 def ezvsl(config: EZVSLConfig) -> EZVSL:
     return EZVSL(config)

@@ -1,4 +1,5 @@
-"""JSA — "Improving Sound Source Localization with Joint Slot Attention on Image and Audio" (Kim et al., CVPR'25).
+"""JSA — "Improving Sound Source Localization with Joint Slot Attention on Image and Audio" (Kim et al.,
+CVPR'25).
 
 Facts from official_repos.md §2.8 and the paper summary (shared/papers): ResNet-18 trunks; the image
 map goes through a 1x1 conv (`imgnet.proj`) to 7x7 = 49 tokens; the audio map through a 1x1 conv,
@@ -174,14 +175,16 @@ class JSA(SoundLocalizer):
 
 
 def remap_jsa(state: dict) -> dict:
-    """JSA (§2.8 key table): the audio stem `audnet.conv1_1` is our `audnet.conv1`; all else keeps its name."""
+    """JSA (§2.8 key table): the audio stem `audnet.conv1_1` is our `audnet.conv1`; all else keeps its
+    name."""
     stem = "audnet.conv1_1."
     return {("audnet.conv1." + k[len(stem):] if k.startswith(stem) else k): v for k, v in state.items()}
 
 
 OFFICIAL = {
     "jsa": OfficialSource("jsa", {"audio_preset": "jsa", "image_preset": "jsa"}, remap_jsa,
-                          origin="InhoKim429/JSA: no released checkpoint; train_slot.py saves {'model'} (§2.8)"),
+                          origin="InhoKim429/JSA: no released checkpoint; train_slot.py saves "
+                                 "{'model'} (§2.8)"),
 }
 
 

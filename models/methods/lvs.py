@@ -68,7 +68,8 @@ class LVS(SoundLocalizer):
         maps_all = torch.einsum("nchw,mc->nmhw", v, a)
         maps_pos = torch.diagonal(maps_all, dim1=0, dim2=1).permute(2, 0, 1)
         cfg = self.config
-        logits = trimap_logits(maps_pos, maps_all, cfg.epsilon, cfg.epsilon_neg, cfg.tau, cfg.logit_temperature,
+        logits = trimap_logits(maps_pos, maps_all, cfg.epsilon, cfg.epsilon_neg, cfg.tau,
+                               cfg.logit_temperature,
                                hard_negative=past_warmup(batch, cfg.hard_negative_warmup))
         target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
         loss = F.cross_entropy(logits, target)
@@ -77,7 +78,8 @@ class LVS(SoundLocalizer):
 
 def remap_ssltie(state: dict) -> dict:
     """SSL-TIE `AVENet` (§2.5): the LVS layout plus `vision_fc1`, `conv3`, `norm3`, unused by the map."""
-    return remap_avenet({k: v for k, v in state.items() if not k.startswith(("vision_fc1.", "conv3.", "norm3."))})
+    return remap_avenet({k: v for k, v in state.items()
+                         if not k.startswith(("vision_fc1.", "conv3.", "norm3."))})
 
 
 OFFICIAL = {
@@ -86,7 +88,8 @@ OFFICIAL = {
                                  "{'model_state_dict'} with module. (§2.3)"),
     # SSL-TIE's test-time network is LVS' (§2.5), with its own audio preset.
     "ssltie": OfficialSource("lvs", {"audio_preset": "ssltie", "image_preset": "lvs"}, remap_ssltie,
-                             origin="jinxiang-liu/SSL-TIE ckpts/*.pth.tar (Drive/Baidu), {'state_dict'} (§2.5)"),
+                             origin="jinxiang-liu/SSL-TIE ckpts/*.pth.tar (Drive/Baidu), "
+                                    "{'state_dict'} (§2.5)"),
 }
 
 
@@ -107,10 +110,11 @@ PRETRAINED = (
                       _LVS_README, "Flickr-SoundNet (the README does not say which list)", {}, "Apache-2.0"),
     PretrainedRelease("lvs-vggss", "lvs",
                       "https://drive.google.com/file/d/1ieyJ7rrrR5aF8SwHNGYNS9dX9t9_apsc/view?usp=sharing",
-                      _LVS_README, "VGGSound (issue #12: close to the paper's VGGSound-full row)", {}, "Apache-2.0"),
+                      _LVS_README, "VGGSound (issue #12: close to the paper's VGGSound-full row)",
+                      {}, "Apache-2.0"),
     PretrainedRelease("ssltie-vggss144k", "ssltie", _SSLTIE_ZOO, _SSLTIE_README,
-                      "VGGSound 144k (SSL-TIE's train_vggss_train_144k.txt, no VGGSound test clips)", {}, "MIT",
-                      file="*vggsound144k.pth.tar"),
+                      "VGGSound 144k (SSL-TIE's train_vggss_train_144k.txt, no VGGSound test clips)", {},
+                      "MIT", file="*vggsound144k.pth.tar"),
     PretrainedRelease("ssltie-flickr144k", "ssltie", _SSLTIE_ZOO, _SSLTIE_README, "Flickr-SoundNet 144k", {},
                       "MIT", file="*flickr144k.pth.tar"),
     PretrainedRelease("ssltie-flickr10k", "ssltie", _SSLTIE_ZOO, _SSLTIE_README, "Flickr-SoundNet 10k", {},
@@ -128,7 +132,7 @@ RECIPE = Recipe(
 
 
 @register_method("lvs", LVSConfig, summary="trimap hard negatives on a 14x14 cosine map (CVPR'21)",
-                 paper="Chen et al., Localizing Visual Sounds the Hard Way, CVPR 2021", recipe=RECIPE, official=OFFICIAL,
-                 pretrained=PRETRAINED)
+                 paper="Chen et al., Localizing Visual Sounds the Hard Way, CVPR 2021", recipe=RECIPE,
+                 official=OFFICIAL, pretrained=PRETRAINED)
 def lvs(config: LVSConfig) -> LVS:
     return LVS(config)

@@ -111,13 +111,15 @@ class SIRA(SoundLocalizer):
     def prepare_flow(self, frames, next_frames) -> torch.Tensor:
         """Flow input [B, 2, S, S] for uint8 RGB frames [B, H, W, 3] and the frames that follow them:
         both are resized as the image preset does, then Farneback flow (§2.6) / flow_scale."""
-        a, b = (self._resized_uint8(prepare_images(f, self.image_preset, device="cpu")) for f in (frames, next_frames))
+        a, b = (self._resized_uint8(prepare_images(f, self.image_preset, device="cpu"))
+                for f in (frames, next_frames))
         return flow_batch(a, b).div(self.config.flow_scale).to(self.device)
 
     def _resized_uint8(self, images: torch.Tensor) -> np.ndarray:
         """Prepared images -> the resized uint8 frames [B, S, S, 3] they came from."""
         p = self.image_preset
-        x = images.detach().float().cpu() * torch.tensor(p.std)[:, None, None] + torch.tensor(p.mean)[:, None, None]
+        x = (images.detach().float().cpu() * torch.tensor(p.std)[:, None, None]
+             + torch.tensor(p.mean)[:, None, None])
         return (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
     def _flow(self, batch: dict, images: torch.Tensor) -> torch.Tensor | None:
@@ -145,7 +147,8 @@ class SIRA(SoundLocalizer):
         aud_map = F.interpolate(aud_map, size=img.shape[-2:], mode="bilinear", align_corners=False)
         flow_feat = None
         if self.config.flow:  # no flow given: zero flow (no motion)
-            flow = images.new_zeros(images.shape[0], 2, *images.shape[-2:]) if flow is None else flow.to(images)
+            flow = (images.new_zeros(images.shape[0], 2, *images.shape[-2:]) if flow is None
+                    else flow.to(images))
             flow_feat = self.flownet(flow)
         att1 = self._attend(img, flow_feat, "attmodule")
         # Audio-visual spatial integration: img + img * minmax(audio map) (§2.7; per sample here).
@@ -153,7 +156,8 @@ class SIRA(SoundLocalizer):
         att2 = self._attend(img_av, flow_feat, "attmodule_2nd")
         loc1, loc2 = (torch.einsum("bchw,bc->bhw", x, aud) for x in (att1, att2))
         # Recursive attention: re-encode the raw image masked by the stage 1 + 2 map (§2.7).
-        mask = F.interpolate((loc1 + loc2)[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)
+        mask = F.interpolate((loc1 + loc2)[:, None], size=images.shape[-2:], mode="bilinear",
+                             align_corners=False)
         mask = minmax(mask[:, 0]).detach()
         mask = torch.where(mask > self.config.recursive_threshold, torch.ones_like(mask), mask)[:, None]
         p = self.image_preset
@@ -183,7 +187,8 @@ class SIRA(SoundLocalizer):
         for att in out["atts"]:
             maps_all = torch.einsum("nchw,mc->nmhw", att, aud)
             maps_pos = torch.diagonal(maps_all, dim1=0, dim2=1).permute(2, 0, 1)
-            logits = trimap_logits(maps_pos, maps_all, cfg.epsilon, cfg.epsilon_neg, cfg.tau, cfg.logit_temperature)
+            logits = trimap_logits(maps_pos, maps_all, cfg.epsilon, cfg.epsilon_neg, cfg.tau,
+                                   cfg.logit_temperature)
             trimap = trimap + F.cross_entropy(logits, target0)
         # Pair matching: InfoNCE of the max-pooled re-encoded image against the audio (§2.7; image->audio
         # as in the release).
@@ -194,7 +199,8 @@ class SIRA(SoundLocalizer):
         p_img = F.softmax(out["img_it"].mean(dim=1).flatten(1) / cfg.kl_temperature, dim=1)
         p_aud = F.softmax(out["aud_map"].mean(dim=1).flatten(1) / cfg.kl_temperature, dim=1)
         kl = cfg.kl_weight * (p_img * (torch.log(p_img + 1e-10) - torch.log(p_aud + 1e-10))).sum(1).mean()
-        return {"loss": trimap + nce + kl, "trimap": trimap.detach(), "pair_nce": nce.detach(), "region_kl": kl.detach()}
+        return {"loss": trimap + nce + kl, "trimap": trimap.detach(), "pair_nce": nce.detach(),
+                "region_kl": kl.detach()}
 
 
 # §2.7 train.sh: lr 1e-4, batch 128, 100 epochs.

@@ -147,7 +147,8 @@ RECIPE = Recipe(
 )
 
 
-@register_method("slavc", SLAVCConfig, summary="two projections, image dropout, momentum targets (NeurIPS'22)",
+@register_method("slavc", SLAVCConfig,
+                 summary="two projections, image dropout, momentum targets (NeurIPS'22)",
                  paper="Mo & Morgado, A Closer Look at Weakly-Supervised Audio-Visual Source Localization, "
                        "NeurIPS 2022", recipe=RECIPE, official=OFFICIAL,
                  pretrained=PRETRAINED)

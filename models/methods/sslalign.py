@@ -117,7 +117,8 @@ class SSLAlign(SoundLocalizer):
             rate = int(rate[0]) if torch.is_tensor(rate) else int(rate)
             frames, waves = batch["conc_frame"], batch["conc_waveform"]
             if isinstance(frames, (list, tuple)):  # clips of different sizes (real videos): one at a time
-                pairs = [self.prepare(f[None], w[None], rate, train=self.training) for f, w in zip(frames, waves)]
+                pairs = [self.prepare(f[None], w[None], rate, train=self.training)
+                         for f, w in zip(frames, waves)]
                 return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
             images, specs = self.prepare(frames, waves, rate, train=self.training)
         return images, specs
@@ -149,7 +150,8 @@ class SSLAlign(SoundLocalizer):
         loss_loc = loss_align = images.new_zeros(())
         for i in v_idx:  # Eq. 3: every (v_i, a_j) of V x A
             for j in a_idx:
-                loss_loc = loss_loc + F.cross_entropy(self.localization_similarity(v_all[i], a_all[j]) / cfg.tau,
+                loss_loc = loss_loc + F.cross_entropy(self.localization_similarity(v_all[i],
+                                                                                   a_all[j]) / cfg.tau,
                                                       target)
                 loss_align = loss_align + F.cross_entropy(v_al[i] @ a_al[j].t() / cfg.tau, target)
         return {"loss": loss_loc + loss_align, "loc": loss_loc.detach(), "align": loss_align.detach(),
@@ -160,7 +162,8 @@ OFFICIAL = {
     # The release holds only the LVS AVENet used at test time (§2.4), no projection heads.
     "sslalign": OfficialSource("sslalign", {"audio_preset": "sslalign", "image_preset": "sslalign",
                                             "projection": False}, remap_avenet,
-                               origin="kaistmm/SSLalignment checkpoints/ours_*.pth.tar, {'model_state_dict'} (§2.4)"),
+                               origin="kaistmm/SSLalignment checkpoints/ours_*.pth.tar, {'model_state_dict'} "
+                                      "(§2.4)"),
 }
 
 
@@ -172,20 +175,22 @@ _SSLALIGN_README = "kaistmm/SSLalignment README.md @e7ae3c5 (Model Checkpoints)"
 _NO_LICENCE = "none stated (no licence file in the repository)"
 
 
-def _sslalign(name: str, drive_id: str, train_data: str, test: str, ciou: float, note: str) -> PretrainedRelease:
-    return PretrainedRelease(name, "sslalign", f"https://drive.google.com/file/d/{drive_id}/view?usp=drive_link",
+def _sslalign(name: str, drive_id: str, train_data: str, test: str, ciou: float,
+              note: str) -> PretrainedRelease:
+    return PretrainedRelease(name, "sslalign",
+                             f"https://drive.google.com/file/d/{drive_id}/view?usp=drive_link",
                              _SSLALIGN_README, train_data, {test: {"cIoU": ciou}}, _NO_LICENCE, note=note)
 
 
 PRETRAINED = (
     _sslalign("sslalign-vggss144k", "1-WUEoAmp4WBj4Tbsi9Ybh2bq4W6-uYnd", "VGGSound 144k", "VGG-SS", 39.94,
               "NN w/ Sup. Pre. Enc."),
-    _sslalign("sslalign-vggss144k-selfsup", "1p_eXOlZfeCo5EwY5RRkh4YnAnMZJ0Eyz", "VGGSound 144k", "VGG-SS", 39.16,
-              "NN w/ Self-Sup. Pre. Enc."),
-    _sslalign("sslalign-vggss144k-previs", "1FYv6Pt8k8MdHlBHDCaMVGtWZN_UXh_GJ", "VGGSound 144k", "VGG-SS", 41.42,
-              "NN w/ Sup. Pre. Enc. + Pre-trained Vision"),
-    _sslalign("sslalign-flickr144k", "1R_LEEcUEnwREvt_ducCdnEVUI6VHvnqv", "Flickr-SoundNet 144k", "Flickr-SoundNet",
-              85.20, "NN w/ Sup. Pre. Enc."),
+    _sslalign("sslalign-vggss144k-selfsup", "1p_eXOlZfeCo5EwY5RRkh4YnAnMZJ0Eyz", "VGGSound 144k",
+              "VGG-SS", 39.16, "NN w/ Self-Sup. Pre. Enc."),
+    _sslalign("sslalign-vggss144k-previs", "1FYv6Pt8k8MdHlBHDCaMVGtWZN_UXh_GJ", "VGGSound 144k",
+              "VGG-SS", 41.42, "NN w/ Sup. Pre. Enc. + Pre-trained Vision"),
+    _sslalign("sslalign-flickr144k", "1R_LEEcUEnwREvt_ducCdnEVUI6VHvnqv", "Flickr-SoundNet 144k",
+              "Flickr-SoundNet", 85.20, "NN w/ Sup. Pre. Enc."),
     _sslalign("sslalign-flickr144k-selfsup", "1HHnUc3sERGrCjUbHklS9uDdA5yxjRtKB", "Flickr-SoundNet 144k",
               "Flickr-SoundNet", 84.80, "NN w/ Self-Sup. Pre. Enc."),
     _sslalign("sslalign-flickr144k-previs", "1zs0gr1_QVfonw0Q2VVbExwUUDhJSUH35", "Flickr-SoundNet 144k",

@@ -53,7 +53,8 @@ class CameraSource(Source):
         cfg = self.config
         device = parse_device(cfg.device)
         if isinstance(device, str) and "://" in device:
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, cfg.timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, cfg.timeout_ms]
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, cfg.timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                      cfg.timeout_ms]
             cap = cv2.VideoCapture(device, cv2.CAP_ANY, params)
         else:
             cap = cv2.VideoCapture(device)
@@ -104,7 +105,8 @@ class CameraSource(Source):
                 break
             if got_frames:
                 delay = cfg.backoff  # it worked for a while: start the backoff again
-            self.report(f"lost {cfg.device!r} after {cfg.max_failures} failed reads; reconnecting in {delay:g} s")
+            self.report(f"lost {cfg.device!r} after {cfg.max_failures} failed reads; reconnecting in "
+                        f"{delay:g} s")
             if self._stop_event.wait(delay):
                 break
             delay = min(delay * 2, cfg.max_backoff)

@@ -120,7 +120,8 @@ class MediaSource(Source):
         self.size: tuple[int, int] | None = None
         self.passes = 0
         self.frames = FrameRing(frame_capacity) if video else None
-        self.audio = AudioRing.for_seconds(audio_seconds, self.sample_rate, FixedClock(self.sample_rate)) if audio else None
+        self.audio = (AudioRing.for_seconds(audio_seconds, self.sample_rate, FixedClock(self.sample_rate))
+                      if audio else None)
         self._reader: threading.Thread | None = None
 
     def _pass(self) -> Iterator[tuple[str, float, np.ndarray]]:

@@ -67,7 +67,8 @@ class MicrophoneSource(Source):
         super().__init__("default" if self.config.device is None else str(self.config.device))
         self._stream = None
         self.sample_rate = self.config.sample_rate
-        self.audio = AudioRing.for_seconds(self.config.seconds, self.sample_rate, SampleClock(self.sample_rate))
+        self.audio = AudioRing.for_seconds(self.config.seconds, self.sample_rate,
+                                           SampleClock(self.sample_rate))
         self._last_ns: int | None = None  # entry time of the previous callback
 
     def _callback(self, indata, frames, time_info, status) -> None:

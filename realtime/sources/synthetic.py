@@ -46,7 +46,8 @@ class SyntheticSource(MediaSource):
             from scipy.signal import resample_poly
 
             g = gcd(self.video.sample_rate, self.sample_rate)
-            track = resample_poly(track, self.sample_rate // g, self.video.sample_rate // g).astype(np.float32)
+            track = resample_poly(track, self.sample_rate // g,
+                                  self.video.sample_rate // g).astype(np.float32)
         self._track = track
 
     def truth(self, media_s: float) -> dict:

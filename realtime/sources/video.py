@@ -40,7 +40,8 @@ def open_video(path: str | Path, no_audio: str | None = None):
     try:
         container = av.open(str(p))
     except av.error.FFmpegError as err:
-        raise SoundLensError(f"cannot read {path}: {err}; is it a complete video file (mp4, mkv, ...)?") from None
+        raise SoundLensError(f"cannot read {path}: {err}; is it a complete video file "
+                             "(mp4, mkv, ...)?") from None
     if not container.streams.video:
         container.close()
         raise SoundLensError(f"{path} has no video stream; give a video file (mp4, mkv, ...)")

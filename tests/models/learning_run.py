@@ -30,8 +30,8 @@ EPOCHS, BATCH = 3, 32  # Adam at each method's short-run lr and schedule (its Re
 # 0.97-0.99 (lvs) natively and under the "default" profile; the full seed x profile x threads
 # matrix at this budget is `make test-robust`. The @slow methods keep 3.
 SHORTER_EPOCHS = {"ezvsl": 2, "lvs": 2}
-# Options of these runs only, on top of the method's short-run options (its Recipe). The procedural clips are 3 s long; LVS's
-# own preset tiles them to 10 s (the same sound 3.3 times: 3.4x the audio compute, the same
+# Options of these runs only, on top of the method's short-run options (its Recipe). The procedural clips are
+# 3 s long; LVS's own preset tiles them to 10 s (the same sound 3.3 times: 3.4x the audio compute, the same
 # information), so its learning runs take the 3-s spectrogram of the EZ-VSL preset.
 TEST_OPTIONS: dict[str, dict] = {"lvs": {"audio_preset": "ezvsl"}}
 RANDOM_OBJECT_RATE = 0.42  # a random visible object of a 2-3-object scene
@@ -59,15 +59,16 @@ def learn(method: str, seed: int, save: str | None = None, per_epoch: bool = Fal
             epoch_scores.append(localization_hits(model, heldout).float().mean().item())
             model.train()
 
-    history = fit(model, train, TrainConfig(epochs=SHORTER_EPOCHS.get(method, EPOCHS), batch_size=BATCH, lr=short_run_lr(method), seed=seed,
+    history = fit(model, train, TrainConfig(epochs=SHORTER_EPOCHS.get(method, EPOCHS), batch_size=BATCH,
+                                            lr=short_run_lr(method), seed=seed,
                                             lr_schedule=short_run_schedule(method)),
                   log=score_epoch)
     after = localization_hits(model, heldout).float().mean().item()
     if save:
         models.save(model, save)
     return {"method": method, "seed": seed, "options": options, "before": before, "after": after,
-            "loss": [h["loss"] for h in history], "per_epoch": epoch_scores, "capability": torch.backends.cpu.get_cpu_capability(),
-            "kernel_env": numerics()["kernel_env"],
+            "loss": [h["loss"] for h in history], "per_epoch": epoch_scores,
+            "capability": torch.backends.cpu.get_cpu_capability(), "kernel_env": numerics()["kernel_env"],
             "threads": torch.get_num_threads(), "torch": torch.__version__, "data_sha256": _digest(train),
             "seconds": time.perf_counter() - start}
 
@@ -106,7 +107,8 @@ def cached_pairs(n: int, seed: int, scene: dict):
 
 
 def _digest(dataset) -> str:
-    """sha256 of the training frames and waveforms: equal on two machines iff they trained on the same bytes."""
+    """sha256 of the training frames and waveforms: equal on two machines iff they trained on the same
+    bytes."""
     h = hashlib.sha256()
     for i in range(len(dataset)):
         item = dataset[i]
@@ -123,7 +125,8 @@ def start_config(method: str, seed: int, profile: str = "native", threads: int =
 
     env = {k: v for k, v in os.environ.items() if k not in NUMERICS_ENV or profile == "native"}
     env.update(NUMERICS_PROFILES[profile], OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [sys.executable, str(Path(__file__)), "--method", method, "--seed", str(seed), "--threads", str(threads)]
+    cmd = [sys.executable, str(Path(__file__)), "--method", method, "--seed", str(seed), "--threads",
+           str(threads)]
     cmd += ["--profile", profile]
     return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -143,14 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--save", metavar="FILE", help="also write the trained model here (.safetensors)")
     parser.add_argument("--per-epoch", action="store_true", help="score the model after every epoch too")
-    parser.add_argument("--profile", default="native", help="the numerics profile's name, for the record (start_config "
+    parser.add_argument("--profile", default="native",
+                        help="the numerics profile's name, for the record (start_config "
                         "sets its environment)")
     args = parser.parse_args(argv)
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(json.dumps({**learn(args.method, args.seed, args.save, args.per_epoch), "profile": args.profile}), flush=True)
+    print(json.dumps({**learn(args.method, args.seed, args.save, args.per_epoch), "profile": args.profile}),
+          flush=True)
     return 0
 
 

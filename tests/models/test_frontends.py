@@ -37,7 +37,8 @@ def test_scipy_psd_presets_match_scipy(name, seconds):
     rate = preset.sample_rate
     rng = np.random.default_rng(1)
     n = int(seconds * rate)
-    x = (0.2 * rng.standard_normal(n) + 0.5 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.float32)
+    x = (0.2 * rng.standard_normal(n)
+         + 0.5 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.float32)
     got = models.audio_frontend(name)(torch.from_numpy(x)[None], rate)
     seg = np.clip(reference_window(x, preset), -1, 1).astype(np.float64)  # official clip to [-1, 1]
     _, _, psd = scipy.signal.spectrogram(seg, rate, nperseg=512, noverlap=512 - preset.hop)

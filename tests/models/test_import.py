@@ -49,7 +49,8 @@ def linear(name, c_out=512, c_in=512):
 
 
 def ezvsl_keys(p=""):
-    return {**r18(f"{p}imgnet.", 3), **conv_head(f"{p}img_proj"), **r18(f"{p}audnet.", 1), **linear(f"{p}aud_proj")}
+    return {**r18(f"{p}imgnet.", 3), **conv_head(f"{p}img_proj"), **r18(f"{p}audnet.", 1),
+            **linear(f"{p}aud_proj")}
 
 
 def slavc_keys(p=""):
@@ -68,8 +69,8 @@ def avenet_keys(p=""):  # §2.3: three stems and an fc per branch
 
 def ssltie_keys():  # §2.5: + vision_fc1, conv3, norm3
     keys = {**avenet_keys(), **conv_head("vision_fc1", 512, 1024), **conv_head("conv3", 1, 1)}
-    keys.update({"norm3.weight": (1,), "norm3.bias": (1,), "norm3.running_mean": (1,), "norm3.running_var": (1,),
-                 "norm3.num_batches_tracked": ()})
+    keys.update({"norm3.weight": (1,), "norm3.bias": (1,), "norm3.running_mean": (1,),
+                 "norm3.running_var": (1,), "norm3.num_batches_tracked": ()})
     return keys
 
 
@@ -79,7 +80,8 @@ def jsa_keys(p="module."):  # §2.8 key table
     audio[f"{p}audnet.conv1_1.weight"] = audio.pop(f"{p}audnet.conv1.weight")
     keys.update({**audio, **conv_head(f"{p}audnet.proj.0")})
     s = f"{p}slot_attn."
-    keys.update({f"{s}slots": (1, 2, 512), f"{s}mask_token_img": (1, 1, 512), f"{s}mask_token_aud": (1, 1, 512)})
+    keys.update({f"{s}slots": (1, 2, 512), f"{s}mask_token_img": (1, 1, 512),
+                 f"{s}mask_token_aud": (1, 1, 512)})
     for m in ("img", "aud"):
         for n in ("q", "k", "v"):
             keys.update(linear(f"{s}{m}_to_{n}"))
@@ -90,7 +92,8 @@ def jsa_keys(p="module."):  # §2.8 key table
             keys.update({f"{s}{m}_norm_{n}.weight": (512,), f"{s}{m}_norm_{n}.bias": (512,)})
     for m, (rows, cols) in (("img", (7, 7)), ("aud", (1, 16))):
         d = f"{p}{m}_decoder."
-        keys.update({f"{d}pos_emb.row_embed.weight": (rows, 256), f"{d}pos_emb.col_embed.weight": (cols, 256)})
+        keys.update({f"{d}pos_emb.row_embed.weight": (rows, 256),
+                     f"{d}pos_emb.col_embed.weight": (cols, 256)})
         for i in (0, 2, 4):
             keys.update(linear(f"{d}mlp.{i}"))
         keys.update(linear(f"{d}mlp.6", 513, 512))
@@ -115,13 +118,14 @@ CASES = {
     "ezvsl": (ezvsl_keys("module."), lambda sd: {"model": sd, "optimizer": {}, "epoch": 19,
                                                   "best_cIoU": np.float64(0.81), "best_Auc": np.float64(0.6)},
               "ezvsl", {"audio_preset": "ezvsl", "image_preset": "ezvsl"}, [("module.", "")]),
-    "slavc": (slavc_keys("module."), lambda sd: {"model": sd, "optimizer": {}, "epoch": 19, "best_Precision": 0.8},
-              "slavc", {"audio_preset": "ezvsl", "image_preset": "ezvsl"}, [("module.", "")]),
+    "slavc": (slavc_keys("module."),
+              lambda sd: {"model": sd, "optimizer": {}, "epoch": 19, "best_Precision": 0.8}, "slavc",
+              {"audio_preset": "ezvsl", "image_preset": "ezvsl"}, [("module.", "")]),
     "lvs": (avenet_keys("module."), lambda sd: {"model_state_dict": sd}, "lvs",
             {"audio_preset": "lvs", "image_preset": "lvs"},
-            [("module.imgnet.conv1_a.", None), ("module.imgnet.conv1_flow.", None), ("module.imgnet.fc.", None),
-             ("module.audnet.conv1.", None), ("module.audnet.conv1_flow.", None), ("module.audnet.fc.", None),
-             ("module.audnet.conv1_a.", "audnet.conv1."), ("module.", "")]),
+            [("module.imgnet.conv1_a.", None), ("module.imgnet.conv1_flow.", None),
+             ("module.imgnet.fc.", None), ("module.audnet.conv1.", None), ("module.audnet.conv1_flow.", None),
+             ("module.audnet.fc.", None), ("module.audnet.conv1_a.", "audnet.conv1."), ("module.", "")]),
     "sslalign": (avenet_keys(), lambda sd: {"model_state_dict": sd, "epoch": 10}, "sslalign",
                  {"audio_preset": "sslalign", "image_preset": "sslalign", "projection": False},
                  [("imgnet.conv1_a.", None), ("imgnet.conv1_flow.", None), ("imgnet.fc.", None),
@@ -223,7 +227,8 @@ def test_only_weights_are_ever_read(tmp_path, capsys):
     assert main(["import", "--from", "jsa", str(src), "-o", str(tmp_path / "x.safetensors")]) == 2
     assert "weights-only" in capsys.readouterr().err
     assert not marker.exists()
-    assert main(["import", "--from", "jsa", str(tmp_path / "absent.pth"), "-o", str(tmp_path / "y.safetensors")]) == 2
+    assert main(["import", "--from", "jsa", str(tmp_path / "absent.pth"), "-o",
+                 str(tmp_path / "y.safetensors")]) == 2
 
 
 def test_prefixes_and_containers_are_unwrapped(tmp_path):

@@ -54,9 +54,9 @@ def pairs_cache(tmp_path_factory):
 def _check(method: str, results: dict[str, dict]) -> None:
     required = REQUIRED_HIT_RATE.get(method, DEFAULT_REQUIRED)
     for name, r in results.items():
-        print(f"{method} [{name}: ATen {r['capability']}, {r['kernel_env']}, {r['threads']} thread(s)]: hit rate {r['before']:.2f} -> "
-              f"{r['after']:.2f} (random object {RANDOM_OBJECT_RATE}), loss {r['loss'][0]:.3f} -> {r['loss'][-1]:.3f}, "
-              f"{r['seconds']:.0f} s")
+        print(f"{method} [{name}: ATen {r['capability']}, {r['kernel_env']}, {r['threads']} thread(s)]: hit "
+              f"rate {r['before']:.2f} -> {r['after']:.2f} (random object {RANDOM_OBJECT_RATE}), loss "
+              f"{r['loss'][0]:.3f} -> {r['loss'][-1]:.3f}, {r['seconds']:.0f} s")
     for name, r in results.items():
         assert r["loss"][-1] < r["loss"][0], f"{method} [{name}]: the loss did not fall: {r['loss']}"
         assert r["after"] >= required, (f"{method} [{name}]: hit rate {r['after']:.2f} < {required} "
@@ -65,10 +65,12 @@ def _check(method: str, results: dict[str, dict]) -> None:
 
 @pytest.mark.timeout(1800)  # two training runs side by side; a shared CI machine may take a while
 @pytest.mark.parametrize("method", [
-    m if m in IN_DEFAULT_RUN else pytest.param(m, marks=pytest.mark.slow) for m in models.available() if m != "jsa"
+    m if m in IN_DEFAULT_RUN else pytest.param(m, marks=pytest.mark.slow) for m in models.available()
+    if m != "jsa"
 ])
 def test_method_learns_to_localize_on_native_and_unlike_numerics(method):
-    running = {name: start_config(method, 0, profile, threads) for name, (profile, threads) in CONFIGS.items()}
+    running = {name: start_config(method, 0, profile, threads)
+               for name, (profile, threads) in CONFIGS.items()}
     _check(method, {name: result_of(proc) for name, proc in running.items()})
 
 
@@ -83,8 +85,10 @@ def _matrix() -> list[tuple[int, str, int]]:
 def test_learning_survives_seeds_capabilities_and_threads(method):
     """seeds {0, 1, 2} x numerics profile {default, avx2} x threads {1, 2}, two runs at a time.
     Writes the table to $SOUNDLENS_ROBUST_OUT (default bench_results/robust)/<method>.{json,md}."""
-    configs = sorted(_matrix(), key=lambda c: c[2])  # one-thread runs two at a time first, then the two-thread ones
-    out = Path(os.environ.get("SOUNDLENS_ROBUST_OUT", Path(__file__).resolve().parents[2] / "bench_results" / "robust"))
+    # one-thread runs two at a time first, then the two-thread ones
+    configs = sorted(_matrix(), key=lambda c: c[2])
+    out = Path(os.environ.get("SOUNDLENS_ROBUST_OUT",
+                              Path(__file__).resolve().parents[2] / "bench_results" / "robust"))
     out.mkdir(parents=True, exist_ok=True)
     partial = out / f"{method}.partial.jsonl"
     partial.write_text("")
@@ -113,17 +117,20 @@ def test_learning_survives_seeds_capabilities_and_threads(method):
     (out / f"{method}.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / f"{method}.md").write_text(robust_table(method, results))
     print(robust_table(method, results))
-    _check(method, {f"seed {r['seed']}, {c[1]}, {c[2]} thr": r for c, r in zip(configs, results, strict=True)})
+    _check(method,
+           {f"seed {r['seed']}, {c[1]}, {c[2]} thr": r for c, r in zip(configs, results, strict=True)})
 
 
 def robust_table(method: str, results: list[dict]) -> str:
     """A Markdown table: one row per configuration, then the mean, spread and minimum."""
-    rows = [f"| {method} | {r['seed']} | {r['profile']} (ATen {r['capability']}) | {r['threads']} | {r['before']:.3f} | "
-            f"**{r['after']:.3f}** | {r['seconds']:.0f} s |" for r in results]
+    rows = [f"| {method} | {r['seed']} | {r['profile']} (ATen {r['capability']}) | {r['threads']} | "
+            f"{r['before']:.3f} | **{r['after']:.3f}** | {r['seconds']:.0f} s |" for r in results]
     after = torch.tensor([r["after"] for r in results])
-    summary = (f"mean {after.mean():.3f} ± {after.std(unbiased=True):.3f} (sample std), min {after.min():.3f}, "
-               f"max {after.max():.3f} over {len(results)} runs; torch {results[0]['torch']}")
-    head = ["| method | seed | numerics | threads | untrained | trained | time |", "|---|---:|---|---:|---:|---:|---:|"]
+    summary = (f"mean {after.mean():.3f} ± {after.std(unbiased=True):.3f} (sample std), min "
+               f"{after.min():.3f}, max {after.max():.3f} over {len(results)} runs; torch "
+               f"{results[0]['torch']}")
+    head = ["| method | seed | numerics | threads | untrained | trained | time |",
+            "|---|---:|---|---:|---:|---:|---:|"]
     return "\n".join(head + rows + ["", summary, ""])
 
 
@@ -145,7 +152,8 @@ def test_jsa_aligns_its_target_slots_and_finds_the_object():
     train_pairs = InMemory(SynthPairs(TRAIN_PAIRS, seed=1, config=SceneConfig(image_size=112)))
     heldout_scenes = InMemory(SynthPairs(300, seed=10_000, config=SceneConfig(image_size=112, min_objects=2,
                                                                                max_objects=3)))
-    single = InMemory(SynthPairs(200, seed=20_000, config=SceneConfig(image_size=112, min_objects=1, max_objects=1)))
+    single = InMemory(SynthPairs(200, seed=20_000,
+                                 config=SceneConfig(image_size=112, min_objects=1, max_objects=1)))
     torch.manual_seed(0)
     model = models.create("jsa", encoder="lite", **short_run_options("jsa"))
     history = fit(model, train_pairs, TrainConfig(epochs=EPOCHS, batch_size=BATCH, lr=short_run_lr("jsa")))

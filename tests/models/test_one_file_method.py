@@ -72,7 +72,8 @@ def toy(config: ToyConfig) -> Toy:
 
 @pytest.fixture
 def toy_registered():
-    register_method("toy", ToyConfig, summary="a test's toy method", recipe=TOY_RECIPE, official=TOY_OFFICIAL)(toy)
+    register_method("toy", ToyConfig, summary="a test's toy method", recipe=TOY_RECIPE,
+                    official=TOY_OFFICIAL)(toy)
     yield
     _METHODS.pop("toy", None)
 
@@ -81,8 +82,9 @@ def test_a_new_method_in_one_file_trains_imports_and_serves(toy_registered, tmp_
     torch.set_num_threads(1)
     assert "toy" in models.available()
     run = tmp_path / "run"
-    assert main(["train", "--method", "toy", "--data", "procedural:16,size=112", "--batch-size", "8", "--epochs", "1",
-                 "--val-pairs", "8", "--no-progress", "--gather-negatives", "--out", str(run)]) == 0
+    assert main(["train", "--method", "toy", "--data", "procedural:16,size=112", "--batch-size", "8",
+                 "--epochs", "1", "--val-pairs", "8", "--no-progress", "--gather-negatives", "--out",
+                 str(run)]) == 0
     trained = models.load(run / "latest.safetensors")
     assert isinstance(trained, Toy) and trained.trained_on["train"]["lr"] == 3e-4  # the recipe's lr
 

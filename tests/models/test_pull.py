@@ -62,7 +62,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
         if match:
             start = int(match[1])
-            self._send(206, body[start:], extra={"Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"})
+            self._send(206, body[start:],
+                       extra={"Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"})
             return
         if mode == "cut" and self.path not in srv.cut_done:
             srv.cut_done.add(self.path)
@@ -146,7 +147,8 @@ def test_pull_then_model_name_gives_the_imported_heatmaps(server, home, official
     torch.manual_seed(0)
     images, specs = torch.randn(2, 3, 224, 224), torch.randn(2, *by_name.audio_preset.shape)
     with torch.no_grad():
-        torch.testing.assert_close(by_name.heatmap(images, specs), imported.heatmap(images, specs), rtol=0, atol=0)
+        torch.testing.assert_close(by_name.heatmap(images, specs), imported.heatmap(images, specs),
+                                   rtol=0, atol=0)
 
     # and through a command that takes --model: the same overlay, byte for byte
     rng = np.random.default_rng(0)
@@ -157,7 +159,8 @@ def test_pull_then_model_name_gives_the_imported_heatmaps(server, home, official
     for model, out in ((NAME, "a.png"), (str(tmp_path / "imported.safetensors"), "b.png")):
         assert main(["localize", "--model", model, "--image", str(tmp_path / "frame.png"), "--audio",
                      str(tmp_path / "clip.wav"), "-o", str(tmp_path / out)]) == 0
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png")))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")),
+                          np.asarray(Image.open(tmp_path / "b.png")))
 
     # pulled once: a second pull downloads nothing; --model NAME is listed as pulled
     n = len(server.log)

@@ -25,8 +25,10 @@ class VideoPairs(Dataset):
     def __getitem__(self, i):
         f, v = self.frames[i], self.video
         start = f / v.fps - 1.5
-        return {"frame": torch.from_numpy(v.frame(f).copy()), "next_frame": torch.from_numpy(v.frame(f + 1).copy()),
-                "waveform": torch.from_numpy(v.audio(start, start + 3.0).copy()), "sample_rate": v.sample_rate}
+        return {"frame": torch.from_numpy(v.frame(f).copy()),
+                "next_frame": torch.from_numpy(v.frame(f + 1).copy()),
+                "waveform": torch.from_numpy(v.audio(start, start + 3.0).copy()),
+                "sample_rate": v.sample_rate}
 
 
 def video_pairs(n=8):
@@ -57,7 +59,8 @@ def test_flow_paths_agree_and_change_the_map():
     torch.testing.assert_close(model._flow(inputs, inputs["images"]), live)  # training derives the same flow
     with torch.no_grad():
         zero = model.heatmap(inputs["images"], inputs["specs"])
-        torch.testing.assert_close(model.heatmap(inputs["images"], inputs["specs"], flow=torch.zeros_like(live)), zero)
+        torch.testing.assert_close(model.heatmap(inputs["images"], inputs["specs"],
+                                                 flow=torch.zeros_like(live)), zero)
         model.train()  # batch statistics: the flow trunk sees its input at unit scale, as after training
         zero = model.heatmap(inputs["images"], inputs["specs"])
         moving = model.heatmap(inputs["images"], inputs["specs"], flow=live)

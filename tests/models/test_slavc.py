@@ -22,14 +22,15 @@ def seeded_loss(model, inputs):
 
 def test_paper_constants_and_official_sizes():
     cfg = models.make_config("slavc")
-    assert (cfg.tau, cfg.dropout_img, cfg.dropout_aud, cfg.momentum_img, cfg.use_mom_eval) == (0.03, 0.9, 0.0, 0.999, False)
+    assert (cfg.tau, cfg.dropout_img, cfg.dropout_aud, cfg.momentum_img, cfg.use_mom_eval) == (0.03, 0.9, 0.0,
+                                                                                               0.999, False)
     model = models.create("slavc")
     # §2.2: 23,397,376 online + 23,397,376 momentum parameters; the momentum ones take no gradient
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 23_397_376
     assert sum(p.numel() for p in model.parameters() if not p.requires_grad) == 23_397_376
     assert {k.split(".")[0] for k in model.state_dict()} >= {
-        "momentum_imgnet", "momentum_img_proj1", "momentum_img_proj2", "momentum_audnet", "momentum_aud_proj1",
-        "momentum_aud_proj2"}
+        "momentum_imgnet", "momentum_img_proj1", "momentum_img_proj2", "momentum_audnet",
+        "momentum_aud_proj1", "momentum_aud_proj2"}
 
 
 def test_after_step_is_the_ema_and_use_mom_eval_switches_the_map():
@@ -40,7 +41,8 @@ def test_after_step_is_the_ema_and_use_mom_eval_switches_the_map():
     with torch.no_grad():
         online_map = model.heatmap(inputs["images"], inputs["specs"])
         model.config.use_mom_eval = True
-        torch.testing.assert_close(model.heatmap(inputs["images"], inputs["specs"]), online_map)  # copies start equal
+        # copies start equal
+        torch.testing.assert_close(model.heatmap(inputs["images"], inputs["specs"]), online_map)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     model.train()
     model.loss(inputs)["loss"].backward()

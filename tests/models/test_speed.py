@@ -33,7 +33,8 @@ def _inputs(model, batch=2, seed=0):
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 256, (batch, 90, 120, 3), dtype=np.uint8)
     rate = model.audio_preset.sample_rate
-    wav = (0.3 * rng.standard_normal((batch, int(model.audio_preset.input_seconds * rate)))).astype(np.float32)
+    wav = (0.3 * rng.standard_normal(
+        (batch, int(model.audio_preset.input_seconds * rate)))).astype(np.float32)
     return frames, wav, rate
 
 
@@ -78,7 +79,8 @@ def test_lite_and_efficientnet_trunks_fold_too():
         fast = optimize_for_inference(model)
         frames, wav, rate = _inputs(model)
         with torch.no_grad():
-            assert map_difference(fast.localize(frames, wav, rate), model.localize(frames, wav, rate)) <= MAP_TOLERANCE
+            assert map_difference(fast.localize(frames, wav, rate),
+                                  model.localize(frames, wav, rate)) <= MAP_TOLERANCE
 
 
 def test_fold_counts_conv_bn_pairs_only():
@@ -174,10 +176,12 @@ def test_bench_speed_cli_writes_json_and_markdown(tmp_path, capsys):
 def test_bench_speed_reports_a_form_a_method_lacks():
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    report = bench_speed(SpeedConfig(methods=("jsa",), batches=(1,), repeats=1, backends=("eager", "onnxruntime"),
-                                     stages=False, options={"encoder": "lite"}))
+    report = bench_speed(SpeedConfig(methods=("jsa",), batches=(1,), repeats=1,
+                                     backends=("eager", "onnxruntime"), stages=False,
+                                     options={"encoder": "lite"}))
     rows = {r["form"]: r for r in report["results"]}
-    assert rows["eager"]["equal_to_1e-4"] and "cannot be exported to ONNX" in rows["onnxruntime"]["unavailable"]
+    assert (rows["eager"]["equal_to_1e-4"]
+            and "cannot be exported to ONNX" in rows["onnxruntime"]["unavailable"])
     assert "| jsa | 1 | onnxruntime | unavailable" in markdown(report)
 
 
@@ -209,4 +213,5 @@ def test_cuda_optimised_form_keeps_the_map(method):
 def test_cuda_bench_speed_runs():
     report = bench_speed(SpeedConfig(methods=("ezvsl",), batches=(1,), repeats=2, device="cuda"))
     assert all(r["equal_to_1e-4"] or r["max_map_diff"] <= 1e-3 for r in report["results"])
-    assert report["host"]["device"].lower().startswith(("cuda", "nvidia")) or "cuda" in report["host"]["device"]
+    assert (report["host"]["device"].lower().startswith(("cuda", "nvidia"))
+            or "cuda" in report["host"]["device"])

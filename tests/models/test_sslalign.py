@@ -26,7 +26,8 @@ def collate(model, dataset, n):
 
 def test_test_time_network_is_lvs():
     cfg = models.make_config("sslalign")
-    assert cfg.encoder == "resnet18_lvs" and cfg.audio_preset == "sslalign" and cfg.image_preset_name() == "sslalign"
+    assert (cfg.encoder == "resnet18_lvs" and cfg.audio_preset == "sslalign"
+            and cfg.image_preset_name() == "sslalign")
     model = models.create("sslalign").eval()
     images, specs = torch.randn(2, 3, 224, 224), torch.randn(2, *model.audio_preset.shape)
     with torch.no_grad():
@@ -44,7 +45,8 @@ def test_loss_is_eq3_with_eq1_and_eq2():
         # Eq. 1 with M = 1: mean over positions of the cosine of v^xy and a
         s_l = torch.einsum("nchw,mc->nmhw", F.normalize(v, dim=1), F.normalize(a, dim=1)).mean(dim=(2, 3))
         # Eq. 2: cosine of the projected average-pooled image and the projected audio
-        s_a = F.normalize(model.proj_img(v.mean(dim=(2, 3))), dim=1) @ F.normalize(model.proj_aud(a), dim=1).t()
+        s_a = F.normalize(model.proj_img(v.mean(dim=(2, 3))), dim=1) @ F.normalize(model.proj_aud(a),
+                                                                                   dim=1).t()
     target = torch.arange(6)
     # No augmentation and no neighbour index: V = {v, v_conc = v}, A = {a, a_conc = a}, so Eq. 3
     # sums the (v, a) term over 2 x 2 pairs; InfoNCE over the other clips' audio.
@@ -61,7 +63,8 @@ def test_eq1_pseudo_mask_weights_the_positive_region():
     m = torch.sigmoid((cos - 0.65) / 0.03)  # LVS' soft positive region as Eq. 1's mask M
     s_l = model.localization_similarity(v, a)
     torch.testing.assert_close(s_l, (m * cos).sum(2) / m.sum(2))
-    assert s_l.shape == (3, 4) and (s_l >= cos.mean(2) - 1e-6).all()  # the mask favours the high-cosine region
+    # the mask favours the high-cosine region
+    assert s_l.shape == (3, 4) and (s_l >= cos.mean(2) - 1e-6).all()
     with pytest.raises(SoundLensError, match="loc_mask"):
         models.create("sslalign", encoder="lite", loc_mask="box")
 
@@ -94,7 +97,8 @@ def test_neighbours_mine_store_and_draw(tmp_path):
     item = wrapped[4]
     j, m = item["conc_index"].tolist()
     assert j in index.image[4] and m in index.audio[4]
-    assert torch.equal(item["conc_frame"], pairs[j]["frame"]) and torch.equal(item["conc_waveform"], pairs[m]["waveform"])
+    assert (torch.equal(item["conc_frame"], pairs[j]["frame"])
+            and torch.equal(item["conc_waveform"], pairs[m]["waveform"]))
     with pytest.raises(SoundLensError, match="mine it again"):
         ConceptualPositives(SynthPairs(5, config=SCENES), again)
 

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # ../shared/fixtures beside the clone (as tests/conftest.py finds it), or $SOUNDLENS_FIXTURES
-VIDEOS = Path(os.environ.get("SOUNDLENS_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures")) / "videos"
+VIDEOS = Path(os.environ.get("SOUNDLENS_FIXTURES",
+                             Path(__file__).resolve().parents[3] / "shared" / "fixtures")) / "videos"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ class StandInModel(nn.Module):
         if self.delay:
             time.sleep(self.delay)
         energy = specs.flatten(1).square().mean(1).sqrt()
-        return F.adaptive_avg_pool2d(images.mean(1, keepdim=True), 7)[:, 0] * energy[:, None, None] * self.scale
+        return (F.adaptive_avg_pool2d(images.mean(1, keepdim=True), 7)[:, 0] * energy[:, None, None]
+                * self.scale)
 
 
 def fixture_video(name: str = "1aDnyPubxdY_118000_128000.mp4") -> Path:

@@ -32,7 +32,8 @@ def test_camera_reconnects_with_backoff_when_the_device_disappears(tmp_path):
         # The device goes away: the open capture fails at the latest at its end, and reopening fails.
         device.rename(away)
         assert wait_for(lambda: sum("cannot open" in m for _, m in camera.errors) >= 3)
-        delays = [float(m.rsplit("retrying in ", 1)[1].split()[0]) for _, m in camera.errors if "cannot open" in m]
+        delays = [float(m.rsplit("retrying in ", 1)[1].split()[0]) for _, m in camera.errors
+                  if "cannot open" in m]
         assert delays[:3] == sorted(delays[:3]) and max(delays) <= 0.2  # exponential, capped
         assert not camera.connected
         before = camera.stats.frames_in

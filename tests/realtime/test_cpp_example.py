@@ -18,7 +18,8 @@ from soundlens.tools.main import main
 SOURCE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "cpp" / "soundlens_peaks.cpp"
 PACKAGES = "g++ libzmq3-dev cppzmq-dev nlohmann-json3-dev"
 TRACK = re.compile(r"^track seq=(\d+) id=(\d+) x=(\S+) y=(\S+) score=(\S+) azimuth=(\S+)$")
-LINE = re.compile(r"^(peak|recomputed) seq=(\d+) inference=(\d+) i=(\d+) x=(\S+) y=(\S+) u=(\S+) v=(\S+) score=(\S+)$")
+LINE = re.compile(r"^(peak|recomputed) seq=(\d+) inference=(\d+) i=(\d+) x=(\S+) y=(\S+) u=(\S+) "
+                  r"v=(\S+) score=(\S+)$")
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +28,12 @@ def binary(tmp_path_factory) -> Path:
     if compiler is None:
         pytest.skip(f"no C++ compiler: install {PACKAGES} (make test does, as root)")
     out = tmp_path_factory.mktemp("cpp") / "soundlens_peaks"
-    proc = subprocess.run([compiler, "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", str(SOURCE), "-o", str(out),
-                           "-lzmq"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([compiler, "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", str(SOURCE),
+                           "-o", str(out), "-lzmq"], capture_output=True, text=True, timeout=300)
     missing = re.search(r"fatal error: (\S+): No such file", proc.stderr)
     if missing or "cannot find -lzmq" in proc.stderr:
-        pytest.skip(f"C++ headers or library missing ({missing.group(1) if missing else '-lzmq'}): install {PACKAGES}")
+        pytest.skip(f"C++ headers or library missing ({missing.group(1) if missing else '-lzmq'}): "
+                    f"install {PACKAGES}")
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -44,10 +46,12 @@ def test_cpp_subscriber_matches_python_by_seq(binary, checkpoint, tmp_path):
     runner = threading.Thread(target=lambda: result.update(code=main(argv)))
     python: dict[tuple[str, int], wire.Message] = {}  # (kind, seq) -> what the Python client decoded
     topics = tuple(wire.topic(kind, "cam0") for kind in ("peaks", "heatmap", "tracks"))
-    with Subscriber(address, topics=topics, listener=lambda m, t: python.__setitem__((m.kind, m.seq), m)) as sub:
+    with Subscriber(address, topics=topics,
+                    listener=lambda m, t: python.__setitem__((m.kind, m.seq), m)) as sub:
         runner.start()
         try:  # 4 reads, a second apart: the reader is slower than the 10 Hz publisher
-            proc = subprocess.run([str(binary), address, "4", "1000"], capture_output=True, text=True, timeout=60)
+            proc = subprocess.run([str(binary), address, "4", "1000"], capture_output=True, text=True,
+                                  timeout=60)
         finally:
             runner.join(timeout=60)
     assert result == {"code": 0}
@@ -70,13 +74,15 @@ def test_cpp_subscriber_matches_python_by_seq(binary, checkpoint, tmp_path):
         match = LINE.match(line)
         if not match:
             continue
-        what, seq, inference, i = match.group(1), int(match.group(2)), int(match.group(3)), int(match.group(4))
+        what, seq, inference, i = (match.group(1), int(match.group(2)), int(match.group(3)),
+                                   int(match.group(4)))
         x, y, u, v, score = (float(g) for g in match.groups()[4:])
         msg = python[("peaks" if what == "peak" else "heatmap", seq)]  # the same message, by seq
         assert msg.header["inference"] == inference
         peak = msg.header["peaks"][i]
         # exact: JSON carries doubles exactly, and §4.2 fixes every operation of the recomputation
-        assert (x, y, u, v, score) == (peak["x"], peak["y"], peak["u"], peak["v"], peak["score"]), (line, peak)
+        assert (x, y, u, v, score) == (peak["x"], peak["y"], peak["u"], peak["v"], peak["score"]), (line,
+                                                                                                    peak)
         compared[what] += 1
     assert compared["peak"] >= 4 and compared["recomputed"] >= 4, (compared, proc.stdout)
     print("compared exactly with the Python client:", compared)

@@ -30,7 +30,8 @@ def good_message(kind: str) -> list[bytes]:
               "mono_ns": {"capture": 1, "infer_start": 2, "infer_end": 3, "publish": 4},
               "frame": {"index": 0, "width": 8, "height": 8, "media_s": 0.1},
               "audio": {"sample_rate": 16000, "first_sample": 0, "num_samples": 10},
-              "model": {"id": "m", "method": "ezvsl"}, "peaks": [{"u": 0.1, "v": 0.2, "x": 1, "y": 2, "score": 1}],
+              "model": {"id": "m", "method": "ezvsl"},
+              "peaks": [{"u": 0.1, "v": 0.2, "x": 1, "y": 2, "score": 1}],
               "activity": {"dbfs": -20.0, "silent": False, "threshold_db": -50.0},
               "on_screen": {"similarity": 0.6, "visible": True, "threshold": 0.5}}
     buffers = {}
@@ -77,8 +78,8 @@ def mutate(value, path, replacement):
 
 
 @FAST
-@given(st.sampled_from(["heatmap", "peaks", "tracks", "status", "meta"]), st.lists(st.integers(0, 50), max_size=4),
-       json_values, st.integers(-3, 3), st.booleans())
+@given(st.sampled_from(["heatmap", "peaks", "tracks", "status", "meta"]),
+       st.lists(st.integers(0, 50), max_size=4), json_values, st.integers(-3, 3), st.booleans())
 def test_mutated_headers_and_cut_buffers_decode_or_raise_wire_error(kind, path, replacement, cut, drop_key):
     parts = good_message(kind)
     header = json.loads(parts[1])
@@ -172,14 +173,16 @@ def _recording() -> bytes:
                 writer.start(profile="soundlens.v1")
                 channel = writer.register_channel("soundlens.v1.heatmap.cam0", ENCODING, 0)
                 for i in range(30):
-                    writer.add_message(channel, log_time=i, publish_time=i, data=pack_frames(good_message("heatmap")[1:]))
+                    writer.add_message(channel, log_time=i, publish_time=i,
+                                       data=pack_frames(good_message("heatmap")[1:]))
                 writer.finish()
             _CACHE["data"] = path.read_bytes()
     return _CACHE["data"]
 
 
 @SLOW
-@given(st.sampled_from([".json", ".yaml", ".xml"]), st.binary(max_size=200) | json_values.map(lambda v: json.dumps(
+@given(st.sampled_from([".json", ".yaml", ".xml"]),
+       st.binary(max_size=200) | json_values.map(lambda v: json.dumps(
     {"camera_matrix": v, "distortion_coefficients": [0, 0, 0, 0], "image_width": 640}).encode()))
 def test_any_calibration_file_loads_or_raises(suffix, data):
     def read(path):

@@ -32,8 +32,8 @@ def test_live_video_publishes_until_seconds(checkpoint, tmp_path, capsys):
 
 
 def test_live_synthetic_fast_ends_with_the_media(checkpoint, capsys):
-    argv = ["live", "--synthetic", "--synthetic-seconds", "2", "--fast", "--hop", "0.5", "--model", checkpoint,
-            "--publish", "tcp://127.0.0.1:*", "--quiet"]
+    argv = ["live", "--synthetic", "--synthetic-seconds", "2", "--fast", "--hop", "0.5", "--model",
+            checkpoint, "--publish", "tcp://127.0.0.1:*", "--quiet"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "stopped after" in out and "3 heatmaps" in out  # hops at 0.5, 1.0, 1.5 s (none at 0: no audio yet)
@@ -42,7 +42,8 @@ def test_live_synthetic_fast_ends_with_the_media(checkpoint, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["live", "--synthetic", "--model", "no-such-model"], "checkpoint not found"),
     (["live", "--video", "/nonexistent/clip.mp4", "--model", "CKPT"], "not found"),
-    (["live", "--synthetic", "--fast", "--mic", "default", "--model", "CKPT"], "--fast cannot be used with --mic"),
+    (["live", "--synthetic", "--fast", "--mic", "default", "--model", "CKPT"],
+     "--fast cannot be used with --mic"),
     (["live", "--camera", "0", "--fast", "--model", "CKPT"], "a camera runs in real time"),
     (["live", "--synthetic", "--model", "CKPT", "--publish", "tcp://0.0.0.0:*"], "--insecure"),
     (["live", "--synthetic", "--model", "CKPT", "--stream", "a.b"], "stream name"),

@@ -45,7 +45,8 @@ def virtual_mic(tmp_path_factory):
         pytest.skip(f"pulseaudio is not installed: {PACKAGES}")
     if os.geteuid() != 0:
         pytest.skip("the virtual microphone recipe runs a private PulseAudio daemon as root; run as root")
-    if not Path("/usr/share/alsa/alsa.conf.d/pulse.conf").exists() and not Path("/etc/alsa/conf.d/99-pulse.conf").exists():
+    if (not Path("/usr/share/alsa/alsa.conf.d/pulse.conf").exists()
+            and not Path("/etc/alsa/conf.d/99-pulse.conf").exists()):
         pytest.skip(f"the ALSA pulse plugin is missing: {PACKAGES}")
     sd = _sounddevice()
     home = tmp_path_factory.mktemp("pulse")
@@ -225,7 +226,8 @@ def test_a_stalled_microphone_gives_no_heatmaps_from_old_sound():
     audio = AudioRing(4 * RATE, RATE, FixedClock(RATE, t0))
     audio.write(np.full(2 * RATE, 0.1, np.float32))  # audio up to 2 s ago, nothing since
     frames, sink = FrameRing(), Sink()
-    worker = InferenceWorker(StandInModel(input_seconds=0.5), frames, audio, sink, WorkerConfig(hop=0.05)).start()
+    worker = InferenceWorker(StandInModel(input_seconds=0.5), frames, audio, sink,
+                             WorkerConfig(hop=0.05)).start()
     try:
         for _ in range(6):
             frames.put(np.zeros((48, 64, 3), np.uint8))

@@ -40,8 +40,8 @@ def by_kind(received, kind):
 
 def test_video_file_pipeline_over_a_real_socket():
     source = VideoFileSource(VideoFileConfig(path=str(fixture_video()), realtime=True))
-    config = LiveConfig(worker=WorkerConfig(hop=0.1, preview=True), publisher=PublisherConfig(address=ANY_PORT),
-                        seconds=2.6, status_interval=0.5)
+    config = LiveConfig(worker=WorkerConfig(hop=0.1, preview=True),
+                        publisher=PublisherConfig(address=ANY_PORT), seconds=2.6, status_interval=0.5)
     received, sub = run_collecting(LivePipeline(StandInModel(), source, source, config, model_id="standin"))
     heatmaps = by_kind(received, "heatmap")
     assert len(heatmaps) >= 12, f"only {len(heatmaps)} heatmaps in 2.6 s at a 0.1 s hop"
@@ -98,9 +98,11 @@ def test_fast_mode_processes_every_hop_of_the_file_once():
 
 def test_slow_model_drops_stale_work_and_latency_stays_bounded():
     delay = 0.25
-    source = SyntheticSource(SynthVideo(10, fps=25, config=SceneConfig(image_size=64)), SyntheticConfig(realtime=True))
+    source = SyntheticSource(SynthVideo(10, fps=25, config=SceneConfig(image_size=64)),
+                             SyntheticConfig(realtime=True))
     model = StandInModel(delay=delay)
-    config = LiveConfig(worker=WorkerConfig(hop=0.05), publisher=PublisherConfig(address=ANY_PORT), seconds=2.5)
+    config = LiveConfig(worker=WorkerConfig(hop=0.05), publisher=PublisherConfig(address=ANY_PORT),
+                        seconds=2.5)
     pipeline = LivePipeline(model, source, source, config)
     received, _ = run_collecting(pipeline)
     stats = pipeline.worker.stats
@@ -131,7 +133,8 @@ def test_worker_gives_the_model_the_frame_before_each_frame():
 
 
 def test_looping_keeps_one_timeline():
-    source = SyntheticSource(SynthVideo(0.4, fps=25, config=SceneConfig(image_size=32)), SyntheticConfig(realtime=False, loop=True))
+    source = SyntheticSource(SynthVideo(0.4, fps=25, config=SceneConfig(image_size=32)),
+                             SyntheticConfig(realtime=False, loop=True))
     source.pacer.release()  # no consumer: run free
     with source:
         assert wait_for(lambda: source.passes >= 3)

@@ -40,7 +40,8 @@ def example_code(marker: str = "protocol-example") -> str:
 def live(address: str, hop: float = 0.1, seconds: float = 60):
     """The real pipeline at a realistic rate (10 results/s; stand-in model, procedural clip, tracks
     with directions from a 60-degree pinhole), publishing on `address`."""
-    source = SyntheticSource(SynthVideo(seconds, config=SceneConfig(image_size=64)), SyntheticConfig(realtime=True))
+    source = SyntheticSource(SynthVideo(seconds, config=SceneConfig(image_size=64)),
+                             SyntheticConfig(realtime=True))
     config = LiveConfig(worker=WorkerConfig(hop=hop, camera=CameraModel.from_hfov(60)),
                         publisher=PublisherConfig(address=address))
     stop = threading.Event()
@@ -105,10 +106,12 @@ def test_documented_example_subscriber_runs(tmp_path):
     proc = run_script(tmp_path, example_code(), "12")
     lines = [line for line in proc.stdout.splitlines() if line.startswith("seq ")]
     assert len(lines) == 12, proc.stdout
-    assert all(re.match(r"seq \d+: 7x7 map, (u=[01]\.\d\d v=[01]\.\d\d score=1\.00|no peak)", line) for line in lines)
+    assert all(re.match(r"seq \d+: 7x7 map, (u=[01]\.\d\d v=[01]\.\d\d score=1\.00|no peak)", line)
+               for line in lines)
     tracks = [line for line in proc.stdout.splitlines() if line.startswith("  track ")]
     assert tracks, f"no track printed in 12 heatmaps: {proc.stdout}"
-    assert all(re.match(r"  track \d+: u=[01]\.\d\d v=[01]\.\d\d az [+-]\d+\.\d el [+-]\d+\.\d deg score=", line)
+    assert all(re.match(r"  track \d+: u=[01]\.\d\d v=[01]\.\d\d az [+-]\d+\.\d el [+-]\d+\.\d deg score=",
+                        line)
                for line in tracks), tracks
 
 
@@ -118,7 +121,8 @@ def test_a_1_0_subscriber_keeps_working_against_1_1(tmp_path):
     proc = run_script(tmp_path, (Path(__file__).parent / "data" / "protocol_1_0_example.py").read_text(), "3")
     lines = [line for line in proc.stdout.splitlines() if line.startswith("seq ")]
     assert len(lines) == 3, proc.stdout
-    assert all(re.match(r"seq \d+: 7x7 map, (u=[01]\.\d\d v=[01]\.\d\d score=1\.00|no peak)", line) for line in lines)
+    assert all(re.match(r"seq \d+: 7x7 map, (u=[01]\.\d\d v=[01]\.\d\d score=1\.00|no peak)", line)
+               for line in lines)
 
 
 def load_1_0_subscriber(tmp_path):
@@ -126,8 +130,8 @@ def load_1_0_subscriber(tmp_path):
     package = tmp_path / "v1_0"
     package.mkdir()
     for name in ("wire", "subscriber"):
-        proc = subprocess.run(["git", "show", f"{LAST_1_0}:realtime/{name}.py"], cwd=REPO, capture_output=True,
-                              text=True)
+        proc = subprocess.run(["git", "show", f"{LAST_1_0}:realtime/{name}.py"], cwd=REPO,
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             pytest.skip(f"the 1.0 sources are not in this checkout's history ({proc.stderr.strip()})")
         (package / f"{name}.py").write_text(proc.stdout.replace("from soundlens.realtime import wire",
@@ -152,7 +156,8 @@ def test_the_1_0_python_subscriber_keeps_working_with_this_publisher(tmp_path):
     try:
         with live(address) as pipeline:
             with old.Subscriber(address) as sub:  # subscribes to everything under soundlens.v1.
-                topics = [wire.topic(k, "cam0") for k in ("heatmap", "peaks", "meta")] + [wire.topic("status")]
+                topics = ([wire.topic(k, "cam0") for k in ("heatmap", "peaks", "meta")]
+                          + [wire.topic("status")])
                 got = {t: sub.recv(t, timeout=10) for t in topics}
                 time.sleep(1.0)
             assert pipeline.publisher.latest_sent > 0  # the single-frame copies went out meanwhile

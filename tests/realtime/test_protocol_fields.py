@@ -35,7 +35,8 @@ class SpotVideo:
         self.n_frames = int(seconds * self.fps)
 
     def audio(self):
-        return np.random.default_rng(0).normal(0, 0.1, int(self.n_frames / self.fps * self.sample_rate)).astype(np.float32)
+        return np.random.default_rng(0).normal(
+            0, 0.1, int(self.n_frames / self.fps * self.sample_rate)).astype(np.float32)
 
     def frame(self, i):
         image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
@@ -64,19 +65,21 @@ class GridModel(StandInModel):
 
     def heatmap(self, images, specs):
         energy = specs.flatten(1).square().mean(1).sqrt()
-        return F.adaptive_avg_pool2d(images.mean(1, keepdim=True), (MAP_H, MAP_W))[:, 0] * energy[:, None, None]
+        return (F.adaptive_avg_pool2d(images.mean(1, keepdim=True), (MAP_H, MAP_W))[:, 0]
+                * energy[:, None, None])
 
 
 def collect(model, seconds=2.0, **worker) -> tuple[list[wire.Message], LivePipeline]:
     """Run the pipeline on SpotVideo; every message a real Subscriber received (multipart and latest)."""
     source = SyntheticSource(SpotVideo(10), SyntheticConfig(realtime=True))
-    config = LiveConfig(worker=WorkerConfig(**{"hop": 0.1, **worker}), publisher=PublisherConfig(address=ANY_PORT),
-                        seconds=seconds)
+    config = LiveConfig(worker=WorkerConfig(**{"hop": 0.1, **worker}),
+                        publisher=PublisherConfig(address=ANY_PORT), seconds=seconds)
     received: list[wire.Message] = []
     pipeline = LivePipeline(model, source, source, config)
     with pipeline:
         topics = (wire.TOPIC_ROOT, wire.LATEST_ROOT)
-        sub = Subscriber(pipeline.publisher.address, topics=topics, listener=lambda m, t: received.append(m)).start()
+        sub = Subscriber(pipeline.publisher.address, topics=topics,
+                         listener=lambda m, t: received.append(m)).start()
         pipeline.run()
         pipeline.worker.stop()
         time.sleep(0.3)
@@ -93,8 +96,10 @@ def test_non_square_frame_every_axis_order():
     received, _ = collect(GridModel("square"), preview=True, preview_width=160)
     heat = kinds(received, "heatmap")[-1]
     # buffer shape is [h, w] (rows, columns), row 0 at the top
-    assert heat.header["buffers"][0]["shape"] == [MAP_H, MAP_W] and heat.arrays["heatmap"].shape == (MAP_H, MAP_W)
-    assert np.unravel_index(np.argmax(heat.arrays["heatmap"]), (MAP_H, MAP_W)) == (0, 6)  # row of y, column of x
+    assert (heat.header["buffers"][0]["shape"] == [MAP_H, MAP_W]
+            and heat.arrays["heatmap"].shape == (MAP_H, MAP_W))
+    # row of y, column of x
+    assert np.unravel_index(np.argmax(heat.arrays["heatmap"]), (MAP_H, MAP_W)) == (0, 6)
     assert heat.header["frame"]["width"] == WIDTH and heat.header["frame"]["height"] == HEIGHT
     assert heat.header["heatmap"]["region"] == [0.0, 0.0, WIDTH, HEIGHT]  # x0, y0, x1, y1
     meta = kinds(received, "meta")[-1].header
@@ -107,7 +112,8 @@ def test_non_square_frame_every_axis_order():
     cw, ch = meta["heatmap"]["cell_size"]
     assert 6 * cw <= peak["x"] < 7 * cw and 0 <= peak["y"] < ch
     assert peak["x"] == pytest.approx(peak["u"] * WIDTH) and peak["y"] == pytest.approx(peak["v"] * HEIGHT)
-    assert abs(peak["x"] - SPOT[0]) < cw / 2 and abs(peak["y"] - SPOT[1]) < ch  # sub-cell moves towards the spot
+    # sub-cell moves towards the spot
+    assert abs(peak["x"] - SPOT[0]) < cw / 2 and abs(peak["y"] - SPOT[1]) < ch
     # the latest form: the same map as rows of numbers
     latest = {m.seq: m for m in kinds(received, "heatmap", latest=True)}
     assert latest, "no latest heatmap arrived"
@@ -166,8 +172,10 @@ def test_every_inference_carries_a_preview_at_the_default_rates():
 
 
 def test_skipped_hops_and_frames_are_in_each_message():
-    source = SyntheticSource(SynthVideo(10, fps=25, config=SceneConfig(image_size=64)), SyntheticConfig(realtime=True))
-    config = LiveConfig(worker=WorkerConfig(hop=0.05), publisher=PublisherConfig(address=ANY_PORT), seconds=2.5)
+    source = SyntheticSource(SynthVideo(10, fps=25, config=SceneConfig(image_size=64)),
+                             SyntheticConfig(realtime=True))
+    config = LiveConfig(worker=WorkerConfig(hop=0.05), publisher=PublisherConfig(address=ANY_PORT),
+                        seconds=2.5)
     received: list[wire.Message] = []
     pipeline = LivePipeline(StandInModel(delay=0.25), source, source, config)
     with pipeline:

@@ -106,7 +106,8 @@ def test_publisher_numbers_messages_and_recv_gives_newest_once():
         join(sub, lambda: pub.publish("status", None, status_header()), "soundlens.v1.status")
         for i in range(5):
             pub.publish("meta", "cam0", {"n": i})
-        assert wait_until(lambda: (m := sub.latest("soundlens.v1.meta.cam0")) is not None and m.header["n"] == 4)
+        assert wait_until(lambda: (m := sub.latest("soundlens.v1.meta.cam0")) is not None
+                          and m.header["n"] == 4)
         msg = sub.recv("soundlens.v1.meta.cam0", timeout=1)
         assert msg.header["n"] == 4 and msg.seq == 4 and msg.session == pub.session
         assert msg.header["mono_ns"]["publish"] <= time.monotonic_ns()

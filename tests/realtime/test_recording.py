@@ -38,9 +38,10 @@ class LiveStream:
     """The live pipeline (stand-in model, procedural clip at real time) publishing on `address`."""
 
     def __init__(self, address: str, preview: bool = False):
-        source = SyntheticSource(SynthVideo(60, config=SceneConfig(image_size=64)), SyntheticConfig(realtime=True))
-        config = LiveConfig(worker=WorkerConfig(hop=0.05, preview=preview), publisher=PublisherConfig(address=address),
-                            status_interval=0.5)
+        source = SyntheticSource(SynthVideo(60, config=SceneConfig(image_size=64)),
+                                 SyntheticConfig(realtime=True))
+        config = LiveConfig(worker=WorkerConfig(hop=0.05, preview=preview),
+                            publisher=PublisherConfig(address=address), status_interval=0.5)
         self.pipeline = LivePipeline(StandInModel(), source, source, config)
         self.stop = threading.Event()
 
@@ -173,7 +174,8 @@ def test_a_full_queue_drops_and_counts_instead_of_growing(tmp_path):
 
 
 def test_connect_and_bind_rules_follow_live(tmp_path, capsys):
-    assert main(["record", "--connect", "tcp://192.0.2.1:5555", "-o", str(tmp_path / "a.mcap"), "--seconds", "1"]) == 2
+    assert main(["record", "--connect", "tcp://192.0.2.1:5555", "-o", str(tmp_path / "a.mcap"), "--seconds",
+                 "1"]) == 2
     assert "--insecure" in capsys.readouterr().err
     assert main(["record", "--connect", "tcp://127.0.0.1:5555", "-o", str(tmp_path / "a.txt")]) == 2
     assert "ending in .mcap" in capsys.readouterr().err
@@ -195,7 +197,8 @@ def test_replay_cli_loops_and_stops_on_sigint(tmp_path):
             time.sleep(1.3)
     assert len(list(RecordingReader(path))) >= 2
     proc = subprocess.Popen([*CLI, "replay", str(path), "--publish", f"ipc://{tmp_path}/r.sock", "--loop",
-                             "--rate", "4", "--wait", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--rate", "4", "--wait", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     time.sleep(3.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)

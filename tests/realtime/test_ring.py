@@ -72,7 +72,8 @@ def test_audio_ring_one_writer_many_readers_never_tear():
             if not np.array_equal(out, np.arange(first, first + count, dtype=np.float32)):
                 failures.append((first, count))
 
-    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader, args=(s,)) for s in range(3)]
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader, args=(s,))
+                                                   for s in range(3)]
     for t in threads:
         t.start()
     for t in threads:

@@ -30,9 +30,11 @@ def keys(tmp_path):
 
 
 def test_curve_end_to_end_right_key_receives_wrong_and_plain_get_nothing(keys, tmp_path):
-    source = SyntheticSource(SynthVideo(30, config=SceneConfig(image_size=64)), SyntheticConfig(realtime=True))
+    source = SyntheticSource(SynthVideo(30, config=SceneConfig(image_size=64)),
+                             SyntheticConfig(realtime=True))
     config = LiveConfig(worker=WorkerConfig(hop=0.1),
-                        publisher=PublisherConfig(address="tcp://127.0.0.1:*", curve_secret_file=keys["secret"]))
+                        publisher=PublisherConfig(address="tcp://127.0.0.1:*",
+                                                  curve_secret_file=keys["secret"]))
     stop = threading.Event()
     with LivePipeline(StandInModel(), source, source, config) as pipeline:
         runner = threading.Thread(target=pipeline.run, kwargs={"stop": stop})
@@ -43,7 +45,8 @@ def test_curve_end_to_end_right_key_receives_wrong_and_plain_get_nothing(keys, t
             with Subscriber(address, curve_server_key=keys["public"]) as right, \
                     Subscriber(address, curve_server_key=keys["wrong"]) as wrong, \
                     Subscriber(address) as plain, \
-                    Recorder(RecorderConfig(address=address, output=str(path), curve_server_key=keys["public"])) as rec, \
+                    Recorder(RecorderConfig(address=address, output=str(path),
+                                            curve_server_key=keys["public"])) as rec, \
                     Recorder(RecorderConfig(address=address, output=str(tmp_path / "wrong.mcap"),
                                             curve_server_key=keys["wrong"])) as wrong_rec:
                 msg = right.recv(HEATMAP, timeout=10)
@@ -64,8 +67,10 @@ def test_curve_end_to_end_right_key_receives_wrong_and_plain_get_nothing(keys, t
         replay_address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
     done = threading.Event()
     player = threading.Thread(target=lambda: replay(ReplayConfig(path=str(path), address=replay_address,
-                                                                 curve_secret_file=keys["secret"], wait_s=0.5), done))
-    with Subscriber(replay_address, curve_server_key=keys["public"]) as right, Subscriber(replay_address) as plain:
+                                                                 curve_secret_file=keys["secret"],
+                                                                 wait_s=0.5), done))
+    with (Subscriber(replay_address, curve_server_key=keys["public"]) as right,
+          Subscriber(replay_address) as plain):
         player.start()
         right.recv(HEATMAP, timeout=10)
         time.sleep(0.5)

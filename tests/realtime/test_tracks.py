@@ -38,7 +38,8 @@ def test_a_moving_peak_keeps_one_id_and_its_velocity_is_estimated():
         tracks = tracker.update([peak(40 + 30 * t, 100 - 10 * t), peak(200, 30, 0.2)], 224, 224, t)
         seen.append(tracks)
     assert seen[0] == [] and seen[1] == [] and len(seen[2]) == 1  # born on the 3rd consistent frame
-    assert {tr.id for tracks in seen[2:] for tr in tracks} == {1}  # the weak peak (0.2 < min_score) never is one
+    # the weak peak (0.2 < min_score) never is one
+    assert {tr.id for tracks in seen[2:] for tr in tracks} == {1}
     last = seen[-1][0]
     assert last.vx == pytest.approx(30, abs=3) and last.vy == pytest.approx(-10, abs=3)
     assert last.u == pytest.approx(last.x / 224) and last.hits == 30 and last.missed == 0
@@ -229,8 +230,8 @@ def test_a_moving_sounding_object_is_one_track_with_its_direction(trained_lite_m
         centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
         travelled.append(centre)
         # The direction is the track's pixel through the calibration...
-        np.testing.assert_allclose([best.azimuth, best.elevation], camera.directions([[best.x, best.y]], 224, 224)[0],
-                                   atol=1e-4)
+        np.testing.assert_allclose([best.azimuth, best.elevation],
+                                   camera.directions([[best.x, best.y]], 224, 224)[0], atol=1e-4)
         # ... and points at the sounding object: within its angular extent, widened by half a
         # heatmap cell (224 px / 7 cells), the model's own resolution.
         corners = camera.directions([[x0 - 16, y0 - 16], [x1 + 16, y1 + 16]], 224, 224)
@@ -257,9 +258,9 @@ def test_tracks_travel_the_wire_and_bad_ones_are_refused():
 
     heat = np.zeros((7, 7), np.float32)
     heat[2, 3] = 1.0
-    loc = make_localization(heat, FrameInfo(5, 224, 224, 0.2), AudioWindow(16000, 0, 16000), Timing(1, 2, 3, 4),
-                            inference=5, model=ModelInfo("m", "ezvsl"), activity=Activity(-20.5, False, -50.0),
-                            on_screen=OnScreen(0.71, True, 0.5))
+    loc = make_localization(heat, FrameInfo(5, 224, 224, 0.2), AudioWindow(16000, 0, 16000),
+                            Timing(1, 2, 3, 4), inference=5, model=ModelInfo("m", "ezvsl"),
+                            activity=Activity(-20.5, False, -50.0), on_screen=OnScreen(0.71, True, 0.5))
     tracker = Tracker(TrackerConfig(birth_frames=1), CameraModel.from_hfov(90))
     tracks = tracker.update(loc.peaks, 224, 224, 0.2)
     header = {**wire.tracks_header(loc, tracks, "hfov 90"), "session": "s", "seq": 0, "stream": "cam0"}
@@ -267,10 +268,12 @@ def test_tracks_travel_the_wire_and_bad_ones_are_refused():
     msg = wire.decode(wire.encode("tracks", "cam0", header))
     assert msg.topic == "soundlens.v1.tracks.cam0" and msg.header["camera"] == "hfov 90"
     (back,) = wire.decode_tracks(msg)
-    assert back.id == 1 and back.x == pytest.approx(tracks[0].x) and back.azimuth == pytest.approx(tracks[0].azimuth)
+    assert (back.id == 1 and back.x == pytest.approx(tracks[0].x)
+            and back.azimuth == pytest.approx(tracks[0].azimuth))
     again = msg.localization()
     assert again.activity == Activity(-20.5, False, -50.0) and again.on_screen == OnScreen(0.71, True, 0.5)
-    for bad, why in (({"id": 0}, "below 1"), ({"x": "1"}, "type str"), ({"azimuth": float("inf")}, "not finite")):
+    for bad, why in (({"id": 0}, "below 1"), ({"x": "1"}, "type str"),
+                     ({"azimuth": float("inf")}, "not finite")):
         parts = wire.encode("tracks", "cam0", header)
         broken = json.loads(parts[1])
         broken["tracks"][0].update(bad)

@@ -43,7 +43,8 @@ def hot_map() -> np.ndarray:
     return heat
 
 
-def publish_inference(pub: Publisher, inference: int, frame: np.ndarray, heat: np.ndarray, model_id="test") -> None:
+def publish_inference(pub: Publisher, inference: int, frame: np.ndarray, heat: np.ndarray,
+                      model_id="test") -> None:
     """One inference as `soundlens live --preview` publishes it: heatmap then preview."""
     now = time.monotonic_ns()
     rows, cols = heat.shape
@@ -186,7 +187,8 @@ def test_view_command_offscreen_screenshot_and_no_display_error(qapp, tmp_path, 
         feeder.close()
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[0] > 300 and f"saved {shot}" in capsys.readouterr().out
-    assert (np.abs(image.astype(int) - np.array(GREEN[::-1])).max(axis=2) <= 8).sum() > 1000  # the frame is shown
+    # the frame is shown
+    assert (np.abs(image.astype(int) - np.array(GREEN[::-1])).max(axis=2) <= 8).sum() > 1000
 
 
 def test_odd_messages_do_not_break_the_viewer(viewer, qtbot):
@@ -198,8 +200,8 @@ def test_odd_messages_do_not_break_the_viewer(viewer, qtbot):
         header = {"inference": 0, "stamp_ns": time.time_ns(),
                   "mono_ns": {"capture": now, "infer_start": now, "infer_end": now},
                   "frame": {"index": 0, "width": W, "height": H},
-                  "audio": {"sample_rate": 16000, "first_sample": 0, "num_samples": 1}, "model": {"id": "odd"},
-                  "peaks": []}
+                  "audio": {"sample_rate": 16000, "first_sample": 0, "num_samples": 1},
+                  "model": {"id": "odd"}, "peaks": []}
         deadline = time.monotonic() + 5
         while viewer.display_errors == 0 and time.monotonic() < deadline:
             pub.publish("heatmap", "cam0", {**header, "heatmap": {"region": ["left", "top"]}},

@@ -52,7 +52,8 @@ def test_heatmap_roundtrip_keeps_every_field():
 
 @pytest.mark.parametrize("dtype", ["<f4", "<f8", "|u1", "<i4", "<u2", "|b1", ">f4", ">i2"])
 def test_buffers_of_every_numeric_dtype(dtype):
-    array = (np.arange(24).reshape(2, 3, 4) % 2 if dtype == "|b1" else np.arange(24).reshape(2, 3, 4)).astype(dtype)
+    array = (np.arange(24).reshape(2, 3, 4) % 2 if dtype == "|b1"
+             else np.arange(24).reshape(2, 3, 4)).astype(dtype)
     msg = roundtrip("heatmap", "s", result_header(stream="s"), {"a": array, "b": array[:, :, 0].T})
     np.testing.assert_array_equal(msg.arrays["a"], array)
     np.testing.assert_array_equal(msg.arrays["b"], array[:, :, 0].T)
@@ -63,7 +64,8 @@ def test_buffers_of_every_numeric_dtype(dtype):
 def test_jpeg_bytes_and_empty_buffers():
     jpeg = b"\xff\xd8\xff\xe0fake jpeg\xff\xd9"
     msg = roundtrip("preview", "cam0", result_header(), {"jpeg": jpeg, "empty": np.zeros((0, 3), np.float32)})
-    assert msg.header["buffers"][0] == {"name": "jpeg", "dtype": "|u1", "shape": [len(jpeg)], "encoding": "jpeg"}
+    assert msg.header["buffers"][0] == {"name": "jpeg", "dtype": "|u1", "shape": [len(jpeg)],
+                                        "encoding": "jpeg"}
     assert msg.arrays["jpeg"].tobytes() == jpeg
     assert msg.arrays["empty"].shape == (0, 3)
 
@@ -95,7 +97,8 @@ def test_topics():
 
 def test_encode_refuses_what_other_languages_cannot_read():
     with pytest.raises(wire.WireError, match="finite"):
-        wire.encode("peaks", "cam0", result_header(peaks=[{"u": float("nan"), "v": 0, "x": 0, "y": 0, "score": 1}]))
+        wire.encode("peaks", "cam0",
+                    result_header(peaks=[{"u": float("nan"), "v": 0, "x": 0, "y": 0, "score": 1}]))
     with pytest.raises(wire.WireError, match="dtype"):
         wire.encode("heatmap", "cam0", result_header(), {"h": np.array(["text"])})
     with pytest.raises(wire.WireError, match="lacks 'audio'"):
@@ -105,7 +108,8 @@ def test_encode_refuses_what_other_languages_cannot_read():
 
 
 def good_parts() -> list[bytes]:
-    return [bytes(p) for p in wire.encode("heatmap", "cam0", result_header(), {"heatmap": np.ones((2, 3), np.float32)})]
+    return [bytes(p) for p in wire.encode("heatmap", "cam0", result_header(),
+                                          {"heatmap": np.ones((2, 3), np.float32)})]
 
 
 def with_header(change) -> list[bytes]:
@@ -196,7 +200,8 @@ def test_latest_form_carries_the_same_header_in_one_frame():
     assert msg.arrays["heatmap"].shape == (4, 9) and len(json.loads(body)["heatmap"]["data"]) == 4
     multipart = wire.decode([bytes(p) for p in wire.encode("heatmap", "cam0", header, {"heatmap": heat})])
     same = {k: v for k, v in msg.header.items() if k != "heatmap"}
-    assert same == {k: v for k, v in multipart.header.items() if k not in ("heatmap", "buffers")} | {"buffers": []}
+    assert same == {k: v for k, v in multipart.header.items()
+                    if k not in ("heatmap", "buffers")} | {"buffers": []}
     assert msg.localization().peaks == multipart.localization().peaks
     status = wire.decode([wire.encode_latest("status", None, {"session": "a", "seq": 3, "stamp_ns": 5,
                                                               "mono_ns": {"publish": 6}})])

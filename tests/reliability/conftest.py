@@ -108,7 +108,8 @@ def pulse(tmp_path, monkeypatch):
     import shutil
 
     if shutil.which("pulseaudio") is None or shutil.which("pactl") is None:
-        pytest.skip("pulseaudio is not installed: apt-get install pulseaudio pulseaudio-utils libasound2-plugins")
+        pytest.skip("pulseaudio is not installed: apt-get install pulseaudio pulseaudio-utils "
+                    "libasound2-plugins")
     if os.geteuid() != 0:
         pytest.skip("the private PulseAudio daemon recipe runs as root")
     try:
@@ -122,11 +123,13 @@ def pulse(tmp_path, monkeypatch):
         f"load-module module-native-protocol-unix socket={socket} auth-anonymous=1\n"
         "load-module module-null-sink sink_name=vsink rate=16000 channels=1\n"
         f"load-module {VMIC}\nset-default-sink vsink\nset-default-source vmic\n")
-    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home), "PULSE_RUNTIME_PATH": str(home / "run"),
-           "PULSE_STATE_PATH": str(home / "state"), "PULSE_SERVER": f"unix:{socket}"}
+    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home),
+           "PULSE_RUNTIME_PATH": str(home / "run"), "PULSE_STATE_PATH": str(home / "state"),
+           "PULSE_SERVER": f"unix:{socket}"}
     log = (home / "daemon.log").open("w")
     daemon = subprocess.Popen(["pulseaudio", "-n", "-F", str(home / "default.pa"), "--daemonize=no",
-                               "--use-pid-file=no", "--exit-idle-time=-1", "--disallow-exit", "--log-target=stderr"],
+                               "--use-pid-file=no", "--exit-idle-time=-1", "--disallow-exit",
+                               "--log-target=stderr"],
                               env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 15
     while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:

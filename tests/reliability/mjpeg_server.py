@@ -45,7 +45,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             while True:
                 jpeg = frame(n)
-                self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                 f"{len(jpeg)}\r\n\r\n"
                                  .encode() + jpeg + b"\r\n")
                 self.wfile.flush()
                 n += 1

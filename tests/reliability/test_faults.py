@@ -37,7 +37,8 @@ with Subscriber(sys.argv[1]) as sub:
 
 
 def latencies(messages) -> np.ndarray:
-    return np.array([(m.header["mono_ns"]["publish"] - m.header["mono_ns"]["capture"]) / 1e6 for m in messages])
+    return np.array([(m.header["mono_ns"]["publish"] - m.header["mono_ns"]["capture"]) / 1e6
+                     for m in messages])
 
 
 def test_sigstopped_subscriber_does_not_slow_the_publisher(tmp_path, report):
@@ -45,11 +46,12 @@ def test_sigstopped_subscriber_does_not_slow_the_publisher(tmp_path, report):
     live = start_live(address)
     seen: list = []  # (monotonic s, message) of a monitoring subscriber
     try:
-        with Subscriber(address, listener=lambda m, t: seen.append((t / 1e9, m)) if m.kind == "heatmap" else None) as mon:
+        with Subscriber(address, listener=lambda m, t: seen.append((t / 1e9, m)) if m.kind == "heatmap"
+                        else None) as mon:
             mon.recv(HEATMAP, timeout=60)  # the model is loaded and running
             (tmp_path / "sub.py").write_text(FROZEN_SUBSCRIBER)
-            sub = subprocess.Popen([sys.executable, str(tmp_path / "sub.py"), address, "30"], stdout=subprocess.PIPE,
-                                   text=True)
+            sub = subprocess.Popen([sys.executable, str(tmp_path / "sub.py"), address, "30"],
+                                   stdout=subprocess.PIPE, text=True)
             time.sleep(5)
             t_stop = time.monotonic()
             sub.send_signal(signal.SIGSTOP)
@@ -69,12 +71,15 @@ def test_sigstopped_subscriber_does_not_slow_the_publisher(tmp_path, report):
     after = [(float(t), float(age)) for t, _, age in rows if float(t) >= t_cont]
     first_age = after[0][1] if after else None
     fresh_at = next((t - t_cont for t, age in after if age < 500), None)
-    passed = bool(len(during) and np.percentile(during, 99) <= max(2 * np.percentile(before, 99), np.percentile(before, 99) + 50)
+    passed = bool(len(during) and np.percentile(during, 99) <= max(2 * np.percentile(before, 99),
+                                                                   np.percentile(before, 99) + 50)
                   and rate_during >= 0.8 * rate_before and fresh_at is not None and fresh_at < 2.0)
-    report(passed=passed, p50_ms_before=round(float(np.median(before)), 1), p99_ms_before=round(float(np.percentile(before, 99)), 1),
-           p50_ms_during_stop=round(float(np.median(during)), 1), p99_ms_during_stop=round(float(np.percentile(during, 99)), 1),
-           heatmaps_per_s_before=rate_before, heatmaps_per_s_during=rate_during,
-           first_message_age_ms_after_cont=first_age, fresh_message_after_s=None if fresh_at is None else round(fresh_at, 3))
+    report(passed=passed, p50_ms_before=round(float(np.median(before)), 1),
+           p99_ms_before=round(float(np.percentile(before, 99)), 1),
+           p50_ms_during_stop=round(float(np.median(during)), 1),
+           p99_ms_during_stop=round(float(np.percentile(during, 99)), 1), heatmaps_per_s_before=rate_before,
+           heatmaps_per_s_during=rate_during, first_message_age_ms_after_cont=first_age,
+           fresh_message_after_s=None if fresh_at is None else round(fresh_at, 3))
     assert passed
 
 
@@ -125,14 +130,16 @@ def test_sigterm_and_sigint_during_analyze_leave_playable_outputs(tmp_path, repo
     for sig in (signal.SIGINT, signal.SIGTERM):
         out, log = tmp_path / f"{sig.name}.mp4", tmp_path / f"{sig.name}.jsonl"
         proc = subprocess.Popen([*CLI, "analyze", str(clip), "-o", str(out), "--jsonl", str(log), "--quiet",
-                                 "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
         wait_for_lines(log, 40)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
         rows = [json.loads(line) for line in log.read_text().splitlines()]
         frames = playable_frames(out)
         ok = proc.returncode == 130 and frames > 0 and abs(frames - len(rows)) <= 8 and len(rows) < 500
-        figures[sig.name] = {"exit": proc.returncode, "jsonl_rows": len(rows), "playable_frames": frames, "ok": ok}
+        figures[sig.name] = {"exit": proc.returncode, "jsonl_rows": len(rows), "playable_frames": frames,
+                             "ok": ok}
         passed &= ok
     report(passed=passed, **figures)
     assert passed, figures
@@ -174,27 +181,30 @@ def test_a_full_disk_during_record_and_analyze_is_one_clear_error(tmp_path, tmpf
     try:
         with Subscriber(address) as sub:
             sub.recv(HEATMAP, timeout=60)
-        rec = subprocess.run([*CLI, "record", "--connect", address, "-o", str(disk / "run.mcap"), "--seconds", "60",
-                              "--quiet", "--flush", "0.2"], capture_output=True, text=True, timeout=120)
+        rec = subprocess.run([*CLI, "record", "--connect", address, "-o", str(disk / "run.mcap"), "--seconds",
+                              "60", "--quiet", "--flush", "0.2"], capture_output=True, text=True, timeout=120)
     finally:
         stop(live)
     reader = RecordingReader(disk / "run.mcap")
     n = sum(1 for m in reader if wire.decode(m.parts()))
     error_lines = [line for line in rec.stderr.splitlines() if line.strip()]
     ok = rec.returncode == 2 and len(error_lines) == 1 and "No space left" in rec.stderr and n > 0
-    figures["record"] = {"exit": rec.returncode, "stderr": rec.stderr.strip()[-300:], "messages_readable": n, "ok": ok}
+    figures["record"] = {"exit": rec.returncode, "stderr": rec.stderr.strip()[-300:], "messages_readable": n,
+                         "ok": ok}
     passed &= ok
 
     # analyze: the overlay of a 20 s clip does not fit in 150 kB.
     clip = tmp_path / "clip.mp4"
     write_video(clip, seconds=20, seed=2)
     disk = tmpfs(150)
-    done = subprocess.run([*CLI, "analyze", str(clip), "-o", str(disk / "out.mp4"), "--jsonl", str(tmp_path / "out.jsonl"),
-                           "--quiet", "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([*CLI, "analyze", str(clip), "-o", str(disk / "out.mp4"), "--jsonl",
+                           str(tmp_path / "out.jsonl"), "--quiet", "--device", "cpu"], capture_output=True,
+                          text=True, timeout=300)
     rows = sum(1 for line in (tmp_path / "out.jsonl").read_text().splitlines() if json.loads(line))
     error_lines = [line for line in done.stderr.splitlines() if line.strip()]
     ok = done.returncode == 2 and len(error_lines) == 1 and "space" in done.stderr.lower()
-    figures["analyze"] = {"exit": done.returncode, "stderr": done.stderr.strip()[-400:], "jsonl_rows": rows, "ok": ok}
+    figures["analyze"] = {"exit": done.returncode, "stderr": done.stderr.strip()[-400:], "jsonl_rows": rows,
+                          "ok": ok}
     passed &= ok
     report(passed=passed, **figures)
     assert passed, figures
@@ -273,10 +283,12 @@ def test_camera_stream_lost_and_back(tmp_path, pulse, report):
     frames_down = [s["fps_in"] for s in status]
     passed = bool(alive and live.returncode == 0 and resumed_after is not None and resumed_after < 10
                   and reconnects >= 1 and lost is not None and heat_down == 0 and rate_after > 5)
-    report(passed=passed, down_s=round(t_up - t_kill, 2), first_new_frame_heatmap_after_restart_s=resumed_after and
-           round(resumed_after, 2), heatmaps_of_frames_while_down=heat_down, heatmaps_per_s_after=round(rate_after, 2),
-           status_reconnects=reconnects, status_loss_message=lost, status_last_error=reported[-1][1] if reported else None,
-           live_exit=live.returncode, fps_in_reported=frames_down[-12:])
+    report(passed=passed, down_s=round(t_up - t_kill, 2),
+           first_new_frame_heatmap_after_restart_s=resumed_after and
+           round(resumed_after, 2), heatmaps_of_frames_while_down=heat_down,
+           heatmaps_per_s_after=round(rate_after, 2), status_reconnects=reconnects, status_loss_message=lost,
+           status_last_error=reported[-1][1] if reported else None, live_exit=live.returncode,
+           fps_in_reported=frames_down[-12:])
     assert passed, err[-2000:]
 
 
@@ -284,7 +296,8 @@ def audio_lag_s(heat: list, rate: int) -> np.ndarray:
     """Per heatmap: how far (s) its audio window's end lies before its frame's capture time, relative
     to the median of the first ten (the fixed offset of latency and window alignment)."""
     cap = np.array([m.header["mono_ns"]["capture"] / 1e9 for m in heat])
-    end = np.array([(m.header["audio"]["first_sample"] + m.header["audio"]["num_samples"]) / rate for m in heat])
+    end = np.array([(m.header["audio"]["first_sample"] + m.header["audio"]["num_samples"]) / rate
+                    for m in heat])
     offset = cap - end
     return offset - np.median(offset[:10])
 
@@ -305,7 +318,8 @@ def test_microphone_suspended_and_resumed(tmp_path, pulse, report):
             pulse.pactl("suspend-source", "vmic", "0")
             time.sleep(5)
             marks["unload"] = time.monotonic()
-            pulse.pactl("unload-module", pulse.module_of("vmic"))  # PulseAudio moves the stream to vsink.monitor
+            # PulseAudio moves the stream to vsink.monitor
+            pulse.pactl("unload-module", pulse.module_of("vmic"))
             time.sleep(3)
             marks["reload"] = time.monotonic()
             pulse.pactl("load-module", *VMIC.split())
@@ -321,7 +335,8 @@ def test_microphone_suspended_and_resumed(tmp_path, pulse, report):
     lag = audio_lag_s(heat, rate)
     last = status[-1]["counters"]
     figures, passed = {}, bool(alive and live.returncode == 0)
-    for fault, start, end in (("suspend", marks["suspend"], marks["resume"]), ("unload", marks["unload"], marks["reload"])):
+    for fault, start, end in (("suspend", marks["suspend"], marks["resume"]),
+                              ("unload", marks["unload"], marks["reload"])):
         after = cap > end
         during = (cap > start) & (cap <= end)
         first = float(cap[after][0] - end) if after.any() else None
@@ -336,9 +351,11 @@ def test_microphone_suspended_and_resumed(tmp_path, pulse, report):
         # A hole under MicrophoneConfig.gap (0.5 s) is not filled: the clock fit absorbs it, and the index
         # offset measured here keeps it. Above that, sample indices keep time (lag ~0).
         ok = first is not None and first < 2.0 and worst is not None and worst < 0.5 and worst_during < 0.6
-        figures[fault] = {"fault_s": round(end - start, 2), "first_heatmap_after_s": first and round(first, 2),
+        figures[fault] = {"fault_s": round(end - start, 2),
+                          "first_heatmap_after_s": first and round(first, 2),
                           "fresh_audio_heatmap_after_fault_start_s": back and round(back, 2),
-                          "heatmaps_during": int(during.sum()), "worst_audio_lag_during_s": round(worst_during, 3),
+                          "heatmaps_during": int(during.sum()),
+                          "worst_audio_lag_during_s": round(worst_during, 3),
                           "worst_audio_lag_after_0.5s_s": worst and round(worst, 3),
                           "heatmaps_after": int(settled.sum()), "ok": ok}
         passed &= ok

@@ -38,7 +38,8 @@ def test_soak_resources_flat_and_rate_stable(tmp_path, report):
     statuses = []
     rows = []
     try:
-        with Subscriber(address, listener=lambda m, t: statuses.append(m.header) if m.kind == "status" else None) as sub:
+        with Subscriber(address, listener=lambda m, t: statuses.append(m.header) if m.kind == "status"
+                        else None) as sub:
             sub.recv(wire.topic("heatmap", "cam0"), timeout=60)
             t0 = time.monotonic()
             while time.monotonic() - t0 < SOAK_S:
@@ -56,15 +57,19 @@ def test_soak_resources_flat_and_rate_stable(tmp_path, report):
     p99 = np.array([s["latency_ms"]["capture_to_publish"]["p99"] or np.nan for s in late])
     counters = statuses[-1]["counters"] if statuses else {}
     passed = bool(abs(rss_slope) < 2.0 and steady[:, 2].max() - steady[:, 2].min() <= 2
-                  and steady[:, 3].max() - steady[:, 3].min() <= 1 and np.percentile(fps, 5) >= 0.7 * np.median(fps)
+                  and steady[:, 3].max() - steady[:, 3].min() <= 1
+                  and np.percentile(fps, 5) >= 0.7 * np.median(fps)
                   and counters.get("errors", 1) == 0 and live.returncode == 0)
     report(passed=passed, seconds=SOAK_S, samples=len(rows),
            rss_mib_first_last=[round(float(data[0, 1]), 1), round(float(data[-1, 1]), 1)],
-           rss_slope_mib_per_min=round(rss_slope, 3), fds_min_max=[int(steady[:, 2].min()), int(steady[:, 2].max())],
-           fd_slope_per_min=round(fd_slope, 3), threads_min_max=[int(steady[:, 3].min()), int(steady[:, 3].max())],
-           thread_slope_per_min=round(thread_slope, 3),
-           heatmaps_per_s_median=round(float(np.median(fps)), 2), heatmaps_per_s_p5=round(float(np.percentile(fps, 5)), 2),
-           p99_latency_ms_median=round(float(np.nanmedian(p99)), 1), p99_latency_ms_max=round(float(np.nanmax(p99)), 1),
-           counters={k: counters.get(k) for k in ("inferences", "hops_dropped", "frames_skipped", "publish_dropped",
-                                                   "errors")})
+           rss_slope_mib_per_min=round(rss_slope, 3),
+           fds_min_max=[int(steady[:, 2].min()), int(steady[:, 2].max())],
+           fd_slope_per_min=round(fd_slope, 3),
+           threads_min_max=[int(steady[:, 3].min()), int(steady[:, 3].max())],
+           thread_slope_per_min=round(thread_slope, 3), heatmaps_per_s_median=round(float(np.median(fps)), 2),
+           heatmaps_per_s_p5=round(float(np.percentile(fps, 5)), 2),
+           p99_latency_ms_median=round(float(np.nanmedian(p99)), 1),
+           p99_latency_ms_max=round(float(np.nanmax(p99)), 1),
+           counters={k: counters.get(k) for k in ("inferences", "hops_dropped", "frames_skipped",
+                                                  "publish_dropped", "errors")})
     assert passed, err[-2000:]

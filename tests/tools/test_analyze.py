@@ -21,7 +21,8 @@ from soundlens.models.errors import SoundLensError
 from soundlens.tools.main import main
 
 # ../shared/fixtures beside the clone (as tests/conftest.py finds it), or $SOUNDLENS_FIXTURES
-VIDEOS = Path(os.environ.get("SOUNDLENS_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures")) / "videos"
+VIDEOS = Path(os.environ.get("SOUNDLENS_FIXTURES",
+                             Path(__file__).resolve().parents[3] / "shared" / "fixtures")) / "videos"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,8 @@ def fixture(name: str) -> Path:
 
 
 def write_clip(path: Path, seconds: float, rate: Fraction, size=(96, 64), audio: str | None = "aac",
-               sample_rate: int = 44100, layout: str = "mono", faststart: bool = False, vfr: bool = False) -> Path:
+               sample_rate: int = 44100, layout: str = "mono", faststart: bool = False,
+               vfr: bool = False) -> Path:
     """A real H.264 clip (moving square) with an optional tone track, muxed in time order.
     `vfr`: frame durations vary between 0.5 and 1.5 frame periods (millisecond timestamps)."""
     n = int(seconds * rate)
@@ -91,9 +93,10 @@ def probe(path: Path) -> dict:
     with av.open(str(path)) as c:
         a = c.streams.audio[0]
         samples = sum(f.samples for f in c.decode(a))
-        return {"times": times, "audio_s": samples / a.codec_context.sample_rate, "audio_codec": a.codec_context.name,
-                "audio_rate": a.codec_context.sample_rate, "channels": a.codec_context.channels,
-                "video_codec": v.codec_context.name, "frame_size": a.codec_context.frame_size or 1024}
+        return {"times": times, "audio_s": samples / a.codec_context.sample_rate,
+                "audio_codec": a.codec_context.name, "audio_rate": a.codec_context.sample_rate,
+                "channels": a.codec_context.channels, "video_codec": v.codec_context.name,
+                "frame_size": a.codec_context.frame_size or 1024}
 
 
 def rows(path: Path) -> list[dict]:
@@ -118,7 +121,8 @@ def check_outputs(src: Path, out: Path, jsonl: Path) -> list[dict]:
     with_map = [r for r in table if r["peaks"]]
     assert len(with_map) >= 0.8 * len(table), "every frame after the first 0.1 s of audio has a heatmap"
     for r in with_map:
-        assert r["scores"][0] == pytest.approx(1.0) and 0 <= r["peaks"][0]["u"] <= 1 and 0 <= r["peaks"][0]["v"] <= 1
+        assert (r["scores"][0] == pytest.approx(1.0) and 0 <= r["peaks"][0]["u"] <= 1
+                and 0 <= r["peaks"][0]["v"] <= 1)
         assert r["heatmap_time"] <= r["time"] + 1e-6
     return table
 
@@ -146,13 +150,14 @@ def test_fixture_videos(name, checkpoint, tmp_path, capsys):
 def test_odd_rates_and_codecs(rate, sample_rate, layout, audio, suffix, vfr, model, tmp_path):
     from soundlens.realtime.analyze import AnalyzeConfig, analyze_video
 
-    src = write_clip(tmp_path / f"clip{suffix}", 1.5, rate, size=(98, 66), audio=audio, sample_rate=sample_rate,
-                     layout=layout, vfr=vfr)
+    src = write_clip(tmp_path / f"clip{suffix}", 1.5, rate, size=(98, 66), audio=audio,
+                     sample_rate=sample_rate, layout=layout, vfr=vfr)
     if vfr:
         steps = np.diff(probe(src)["times"])
         assert steps.max() > 1.3 * steps.min(), "the source really has a variable frame rate"
     out, jsonl = tmp_path / "overlay.mp4", tmp_path / "rows.jsonl"
-    summary = analyze_video(model, src, out, jsonl, AnalyzeConfig(batch=8, hop=0.25, progress=False), model_id="lite")
+    summary = analyze_video(model, src, out, jsonl, AnalyzeConfig(batch=8, hop=0.25, progress=False),
+                            model_id="lite")
     check_outputs(src, out, jsonl)
     assert summary.frames == len(rows(jsonl)) and summary.inferences > 0
     with av.open(str(out)) as c:
@@ -198,7 +203,8 @@ def test_bad_inputs_name_the_problem(checkpoint, tmp_path, capsys):
         assert not out.exists(), "nothing is written for a file that cannot be read at all"
     assert main(["analyze", str(silent), "-o", str(tmp_path / "x.avi"), "--model", checkpoint]) == 2
     assert ".mp4" in capsys.readouterr().err
-    assert main(["analyze", str(silent), "-o", str(tmp_path / "x.mp4"), "--model", checkpoint, "--batch", "0"]) == 2
+    assert main(["analyze", str(silent), "-o", str(tmp_path / "x.mp4"), "--model", checkpoint, "--batch",
+                 "0"]) == 2
     assert "--batch" in capsys.readouterr().err
 
 
@@ -262,7 +268,8 @@ def test_jsonl_rows_follow_their_documented_versioned_schema(model, tmp_path):
     for r in table:
         assert list(r) == list(ANALYZE_V1), "every field, in the documented order"
         for key, kinds in ANALYZE_V1.items():
-            number_ok = kinds.startswith("number") and isinstance(r[key], int) and not isinstance(r[key], bool)
+            number_ok = (kinds.startswith("number") and isinstance(r[key], int)
+                         and not isinstance(r[key], bool))
             assert json_type(r[key]) in kinds.split("|") or number_ok, (key, r[key])
         assert r["schema"] == JSONL_SCHEMA and r["model"] == "lite" and r["method"] == "ezvsl"
         assert r["scores"] == [p["score"] for p in r["peaks"]]

@@ -20,8 +20,8 @@ def clip(tmp_path_factory):
 
 def test_analyze_writes_heatmaps_peaks_and_tracks_at_media_time(clip, tmp_path):
     out, log, rec = tmp_path / "o.mp4", tmp_path / "o.jsonl", tmp_path / "o.mcap"
-    assert main(["analyze", str(clip), "-o", str(out), "--jsonl", str(log), "--mcap", str(rec), "--hfov", "60",
-                 "--hop", "0.2", "--quiet", "--device", "cpu"]) == 0
+    assert main(["analyze", str(clip), "-o", str(out), "--jsonl", str(log), "--mcap", str(rec),
+                 "--hfov", "60", "--hop", "0.2", "--quiet", "--device", "cpu"]) == 0
     reader = RecordingReader(rec)
     messages = [(m, wire.decode(m.parts())) for m in reader]
     assert reader.complete

@@ -46,9 +46,9 @@ def test_every_method_localizes_both_sounds(method, is3, tmp_path, capsys):
 def test_cli_with_the_shipped_model(is3, tmp_path):
     image, sounds = is3
     out = tmp_path / "accordion.png"
-    run = subprocess.run([sys.executable, "-m", "soundlens.tools.main", "localize", "--image", str(image), "--audio",
-                          str(sounds[0]), "-o", str(out), "--device", "cpu"], capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run([sys.executable, "-m", "soundlens.tools.main", "localize", "--image", str(image),
+                          "--audio", str(sounds[0]), "-o", str(out), "--device", "cpu"], capture_output=True,
+                         text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "peak at (" in run.stdout and out.is_file()
 

@@ -22,23 +22,24 @@ def one_thread():
 
 def test_bench_accuracy_tiny_budget(tmp_path, capsys):
     out = tmp_path / "acc"
-    argv = ["bench", "accuracy", "--methods", "ezvsl,lvs", "--data", "procedural", "--pairs", "16", "--epochs", "1",
-            "--batch-size", "8", "--test-pairs", "8", "--val-pairs", "8", "--gallery", "3", "--out", str(out),
-            "--no-progress"]
+    argv = ["bench", "accuracy", "--methods", "ezvsl,lvs", "--data", "procedural", "--pairs", "16",
+            "--epochs", "1", "--batch-size", "8", "--test-pairs", "8", "--val-pairs", "8", "--gallery", "3",
+            "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     doc = json.loads((out / "accuracy.json").read_text())
     assert [r["method"] for r in doc["results"]] == ["ezvsl", "lvs"]
     assert doc["n_test"] == 8 and doc["command"].startswith("soundlens bench accuracy --methods ezvsl,lvs")
     for r in doc["results"]:
-        for key in ("cIoU", "AUC", "cIoU_adap", "AUC_adap", "mean_cIoU", "hit_rate", "a2i_R@1", "a2i_R@5", "a2i_R@10", "i2a_R@1",
-                    "i2a_R@5", "i2a_R@10"):
+        for key in ("cIoU", "AUC", "cIoU_adap", "AUC_adap", "mean_cIoU", "hit_rate", "a2i_R@1", "a2i_R@5",
+                    "a2i_R@10", "i2a_R@1", "i2a_R@5", "i2a_R@10"):
             assert 0.0 <= r[key] <= 1.0, (r["method"], key)
         assert r["train_time_s"] > 0 and r["epochs"] == 1 and len(r["success_curve"]) == 21
         assert r["success_curve"][0] == 1.0 and r["success_curve"] == sorted(r["success_curve"], reverse=True)
         assert len(r["success_curve_adap"]) == 21 and r["lr"] == 1e-3
         assert r["options"] == short_run_options(r["method"])
     table = (out / "accuracy.md").read_text()
-    assert "| method | cIoU | AUC | adaptive cIoU | adaptive AUC |" in table and "| ezvsl |" in table and "| lvs |" in table
+    assert ("| method | cIoU | AUC | adaptive cIoU | adaptive AUC |" in table and "| ezvsl |" in table
+            and "| lvs |" in table)
     assert doc["command"] in table and table in capsys.readouterr().out
     with Image.open(out / "success_curve.png") as img:
         assert img.size[0] >= 400 and img.size[1] >= 300
@@ -60,9 +61,9 @@ def test_bench_accuracy_rejects_bad_input(tmp_path, capsys):
 
 def test_bench_accuracy_over_seeds_reports_mean_std_and_min(tmp_path, capsys):
     out = tmp_path / "acc"
-    argv = ["bench", "accuracy", "--methods", "ezvsl", "--data", "procedural", "--pairs", "16", "--epochs", "1",
-            "--batch-size", "8", "--test-pairs", "8", "--val-pairs", "8", "--gallery", "2", "--out", str(out),
-            "--no-progress", "--seeds", "0,1"]
+    argv = ["bench", "accuracy", "--methods", "ezvsl", "--data", "procedural", "--pairs", "16", "--epochs",
+            "1", "--batch-size", "8", "--test-pairs", "8", "--val-pairs", "8", "--gallery", "2",
+            "--out", str(out), "--no-progress", "--seeds", "0,1"]
     assert main(argv) == 0
     doc = json.loads((out / "accuracy.json").read_text())
     assert doc["seeds"] == [0, 1] and "--seeds 0,1" in doc["command"] and "--seed " not in doc["command"]
@@ -72,7 +73,8 @@ def test_bench_accuracy_over_seeds_reports_mean_std_and_min(tmp_path, capsys):
     values = [r["AUC"] for r in row["per_seed"]]
     assert values[0] != values[1]  # the seeds trained different models
     spread = row["spread"]["AUC"]
-    assert spread["values"] == values and spread["min"] == min(values) and row["AUC"] == pytest.approx(sum(values) / 2)
+    assert (spread["values"] == values and spread["min"] == min(values)
+            and row["AUC"] == pytest.approx(sum(values) / 2))
     assert spread["std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
     table = (out / "accuracy.md").read_text()
     assert "seeds 0, 1: mean ± sample std (min)" in table

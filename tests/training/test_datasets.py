@@ -147,7 +147,8 @@ def test_folder_intersection_and_items(tmp_path):
     _write_clip(tmp_path, "aaaaaaaaaaa_000001")
     _write_clip(tmp_path, "bbbbbbbbbbb_2000_12000", rate=22050, channels=2)  # SSL-Align naming
     (tmp_path / "frames" / "ccccccccccc_000003.jpg").write_bytes(b"")  # no audio: not available
-    (tmp_path / "list.csv").write_text("aaaaaaaaaaa_000001,0\r\nbbbbbbbbbbb_000002,1\r\nddddddddddd_000004,2\r\n")
+    (tmp_path / "list.csv").write_text("aaaaaaaaaaa_000001,0\r\nbbbbbbbbbbb_000002,1\r\n"
+                                       "ddddddddddd_000004,2\r\n")
     ann = datasets.vggss_from_list([{"file": "aaaaaaaaaaa_000001", "class": "dog", "bbox": [[0, 0, 0.5, 1]]}])
     ds = datasets.AudioVisualFolder(tmp_path, tmp_path / "list.csv", annotations=ann)
     assert ds.ids == ["aaaaaaaaaaa_000001", "bbbbbbbbbbb_000002"] and ds.missing == ["ddddddddddd_000004"]
@@ -180,7 +181,8 @@ def test_real_vggss_mini_clips():
 def test_real_avsbench_meta():
     s4 = datasets.read_s4_meta(ANN / "avsbench" / "s4_meta_data.csv")
     ms3 = datasets.read_ms3_meta(ANN / "avsbench" / "ms3_meta_data.csv")
-    assert len(s4) == 4932 and sum(v.split == "test" for v in s4) == 740 and len({v.category for v in s4}) == 23
+    assert (len(s4) == 4932 and sum(v.split == "test" for v in s4) == 740
+            and len({v.category for v in s4}) == 23)
     assert s4[1] == datasets.AVSVideo("0d9u2CymIxc", "test", "helicopter", 0)
     assert len(ms3) == 424 and sum(v.split == "train" for v in ms3) == 296 and ms3[0].category is None
 

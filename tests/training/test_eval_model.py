@@ -66,8 +66,8 @@ def _check_retrieval(r, n):
 
 def test_eval_model_on_procedural_pairs_written_by_synth(tmp_path, checkpoint, capsys):
     bench = tmp_path / "bench"
-    assert main(["synth", "pairs", "--n", "12", "--out", str(bench), "--image-size", "112", "--silent-prob", "0.25",
-                 "--workers", "1"]) == 0
+    assert main(["synth", "pairs", "--n", "12", "--out", str(bench), "--image-size", "112", "--silent-prob",
+                 "0.25", "--workers", "1"]) == 0
     report = _model_vs_predictions(tmp_path, checkpoint, bench, bench, "ezvsl")
     assert report["n"] + report["n_silent"] == 12 and report["n_silent"] >= 1
     _check_retrieval(report["retrieval"], report["n"])

@@ -105,7 +105,8 @@ def official_sslalign(loop, natives, gts, names, objects=None):
     }
     if objects is not None:
         out["ogl"] = {"cIoU": np.sum(np.array(ogl) >= 0.5) / len(ogl), "AUC": _auc(ogl),
-                      "cIoU_adap": np.sum(np.array(ogl_adap) >= 0.5) / len(ogl_adap), "AUC_adap": _auc(ogl_adap)}
+                      "cIoU_adap": np.sum(np.array(ogl_adap) >= 0.5) / len(ogl_adap),
+                      "AUC_adap": _auc(ogl_adap)}
     return out
 
 
@@ -123,7 +124,8 @@ def official_lvs(natives, gts):
 
 def official_jsa(natives, gts):
     """JSA test_model.py::validate_img_aud: bicubic (align_corners=False), min-max, fixed 0.6, >=."""
-    cious = [_cal_ciou(_minmax(_resize(m, "bicubic")), gt, 0.6, strict=False) for m, gt in zip(natives, gts, strict=True)]
+    cious = [_cal_ciou(_minmax(_resize(m, "bicubic")), gt, 0.6, strict=False)
+             for m, gt in zip(natives, gts, strict=True)]
     return {"cIoU": np.mean(np.array(cious) >= 0.5), "AUC": _auc(cious), "per_sample": cious}
 
 
@@ -166,16 +168,17 @@ def test_sslalign_protocols_equal_their_official_loop_on_vggss(name, loop):
     names = [metrics.vggss_official_name(i) + (".mp4" if loop != "validate" else "") for i in VGG_IDS]
     ref = official_sslalign(loop, natives, gts, names, objects)
     p = protocols.get(name)
-    report = protocols.score_maps(dict(zip(VGG_IDS, natives, strict=True)), dict(zip(VGG_IDS, gts, strict=True)), p,
-                                  instance_naming="vggss")
+    report = protocols.score_maps(dict(zip(VGG_IDS, natives, strict=True)),
+                                  dict(zip(VGG_IDS, gts, strict=True)), p, instance_naming="vggss")
     _assert_same(report, ref, VGG_IDS)
     # VGG-SS: one clip, one instance -> the instance metrics are the clip metrics
     assert report["n_instances"] == 6 and report["instance_naming"] == "vggss"
     assert (report["iIoU"], report["iAUC"]) == (report["cIoU"], report["AUC"])
     assert (report["iIoU_adap"], report["iAUC_adap"]) == (report["cIoU_adap"], report["AUC_adap"])
     # OGL (alpha 0.4): cIoU, AUC and their adaptive forms on the fused map
-    ogl = protocols.score_maps(dict(zip(VGG_IDS, natives, strict=True)), dict(zip(VGG_IDS, gts, strict=True)), p,
-                               object_maps=dict(zip(VGG_IDS, objects, strict=True)), instance_naming="vggss")
+    ogl = protocols.score_maps(dict(zip(VGG_IDS, natives, strict=True)), dict(zip(VGG_IDS, gts, strict=True)),
+                               p, object_maps=dict(zip(VGG_IDS, objects, strict=True)),
+                               instance_naming="vggss")
     for k, v in ref["ogl"].items():
         assert ogl[k] == pytest.approx(v, abs=1e-12), k
 
@@ -197,8 +200,8 @@ def test_the_hard_set_has_ties_flat_maps_and_distinct_loops():
 def test_lvs_and_jsa_protocols_equal_their_official_loops():
     natives, gts, _ = _hard_set()
     for name, ref in (("lvs", official_lvs(natives, gts)), ("jsa", official_jsa(natives, gts))):
-        r = protocols.score_maps(dict(zip(VGG_IDS, natives, strict=True)), dict(zip(VGG_IDS, gts, strict=True)),
-                                 protocols.get(name))
+        r = protocols.score_maps(dict(zip(VGG_IDS, natives, strict=True)),
+                                 dict(zip(VGG_IDS, gts, strict=True)), protocols.get(name))
         assert [r["per_sample"][i] for i in VGG_IDS] == ref["per_sample"], name
         assert r["cIoU"] == ref["cIoU"] and r["AUC"] == pytest.approx(ref["AUC"], abs=1e-12), name
 
@@ -272,12 +275,13 @@ def test_eval_cli_sslalign_on_real_vggss_clips_of_shared_videos(fixtures_dir, tm
         maps[i] = ((box if k % 2 else 1 - box) + 0.3 * rng.random((14, 14))).astype(np.float32)
     np.savez(tmp_path / "maps.npz", **maps)
     out = tmp_path / "r.json"
-    assert main(["eval", "--predictions", str(tmp_path / "maps.npz"), "--data", str(path), "--protocol", "sslalign",
-                 "--allow-missing", "--out", str(out)]) == 0
+    assert main(["eval", "--predictions", str(tmp_path / "maps.npz"), "--data", str(path), "--protocol",
+                 "sslalign", "--allow-missing", "--out", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["n"] == 282 and r["n_instances"] == 282 and r["instance_naming"] == "vggss"
     assert 0 < r["cIoU"] < 1
-    assert (r["iIoU"], r["iAUC"], r["iIoU_adap"], r["iAUC_adap"]) == (r["cIoU"], r["AUC"], r["cIoU_adap"], r["AUC_adap"])
+    assert (r["iIoU"], r["iAUC"], r["iIoU_adap"], r["iAUC_adap"]) == (r["cIoU"], r["AUC"], r["cIoU_adap"],
+                                                                      r["AUC_adap"])
     # grouped by YouTube video (the old rule) the same clips give another iIoU: the test has teeth
     assert metrics.iiou(metrics.group_cious(r["per_sample"])) != r["cIoU"]
 
@@ -287,7 +291,8 @@ def test_is3_names_group_objects_of_one_image(fixtures_dir):
     (`<image>_<object>`, SSL-Align's synthetic3240_bbox.json form)."""
     case = json.loads((fixtures_dir / "is3_sample" / "boxes.json").read_text())
     stem = case["image"].rsplit("_", 1)[0]  # accordion_baby_10467
-    records = [{"image": f"visual_frames/{stem}_{s['object']}.jpg", "audio": s["audio"], "gt_box": s["box_xyxy_224"]}
+    records = [{"image": f"visual_frames/{stem}_{s['object']}.jpg", "audio": s["audio"],
+                "gt_box": s["box_xyxy_224"]}
                for s in case["sources"]]
     ann = ann_mod.pixel_boxes_from_list(records, "is3_sample")
     assert ann.ids == ["accordion_baby_10467_accordion", "accordion_baby_10467_baby"]
@@ -317,7 +322,8 @@ def test_flickr_names_form_one_instance_like_the_official_loops():
     # `<id>.mp4` has no `_`: short_name is "" for every clip, so the whole set is one instance
     gt = union_map([[0, 0, 1, 0.25]])
     maps = {"111": gt.copy(), "222": 1 - gt}
-    r = protocols.score_maps(maps, {"111": gt, "222": gt}, protocols.get("sslalign_bilinear"), instance_naming="flickr")
+    r = protocols.score_maps(maps, {"111": gt, "222": gt}, protocols.get("sslalign_bilinear"),
+                             instance_naming="flickr")
     names = ["111.mp4", "222.mp4"]
     ref = official_sslalign("lvs_other", list(maps.values()), [gt, gt], names)
     _assert_same(r, ref, ["111", "222"])
@@ -326,13 +332,16 @@ def test_flickr_names_form_one_instance_like_the_official_loops():
 
 def test_undefined_ciou_is_a_miss_where_the_official_mean_is_nan():
     # an all-zero GT and a flat map: nothing is predicted, cIoU = 0/0
-    flat, empty, gt = np.full((7, 7), 0.3, np.float32), np.zeros((224, 224), np.float32), union_map([[0, 0, 1, 0.25]])
+    flat, empty, gt = (np.full((7, 7), 0.3, np.float32), np.zeros((224, 224), np.float32),
+                       union_map([[0, 0, 1, 0.25]]))
     good = gt.copy()
     ids = ["aaaaaaaaaaa_000000", "bbbbbbbbbbb_000000"]
-    ref = official_sslalign("lvs_vggss", [flat, good], [empty, gt], [metrics.vggss_official_name(i) for i in ids])
+    ref = official_sslalign("lvs_vggss", [flat, good], [empty, gt],
+                            [metrics.vggss_official_name(i) for i in ids])
     assert math.isnan(ref["per_sample"][0]) and math.isnan(ref["mean_cIoU"]) and math.isnan(ref["iIoU"])
-    r = protocols.score_maps(dict(zip(ids, [flat, good], strict=True)), dict(zip(ids, [empty, gt], strict=True)),
-                             protocols.get("sslalign"), instance_naming="vggss")
+    r = protocols.score_maps(dict(zip(ids, [flat, good], strict=True)),
+                             dict(zip(ids, [empty, gt], strict=True)), protocols.get("sslalign"),
+                             instance_naming="vggss")
     assert math.isnan(r["per_sample"][ids[0]]) and r["n_undefined"] == 1
     assert r["mean_cIoU"] == 1.0  # the defined clip
     assert r["cIoU"] == ref["cIoU"] == 0.5  # both count the NaN as a miss

@@ -16,7 +16,8 @@ from soundlens.training.neighbours import NeighbourIndex
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("pairs")
-    assert main(["synth", "pairs", "--n", "24", "--out", str(root), "--image-size", "112", "--workers", "1"]) == 0
+    assert main(["synth", "pairs", "--n", "24", "--out", str(root), "--image-size", "112", "--workers",
+                 "1"]) == 0
     return root
 
 
@@ -45,15 +46,17 @@ def test_neighbours_errors_name_the_fix(folder, tmp_path, capsys):
     assert "prepared folder" in capsys.readouterr().err
     assert main(["data", "neighbours", str(folder), "--k", "4"]) == 2
     assert "name the encoder" in capsys.readouterr().err
-    assert main(["train", "--method", "sslalign", "--data", str(folder), "--neighbours", str(tmp_path / "no.npz"),
-                 "--encoder", "lite", "--out", str(tmp_path / "r")]) == 2
+    assert main(["train", "--method", "sslalign", "--data", str(folder), "--neighbours",
+                 str(tmp_path / "no.npz"), "--encoder", "lite", "--out", str(tmp_path / "r")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
 def test_a_corrupt_index_is_one_error_that_names_the_fix(folder, tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not an index")
-    assert main(["train", "--method", "sslalign", "--data", str(folder), "--neighbours", str(bad), "--encoder", "lite",
-                 "--epochs", "1", "--batch-size", "8", "--no-progress", "--out", str(tmp_path / "r")]) == 2
+    assert main(["train", "--method", "sslalign", "--data", str(folder), "--neighbours", str(bad),
+                 "--encoder", "lite", "--epochs", "1", "--batch-size", "8", "--no-progress", "--out",
+                 str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "not a readable neighbour index" in err and "soundlens data neighbours" in err and "Traceback" not in err
+    assert ("not a readable neighbour index" in err and "soundlens data neighbours" in err
+            and "Traceback" not in err)

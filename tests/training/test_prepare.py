@@ -46,7 +46,8 @@ def videos(fixtures_dir, tmp_path_factory) -> Path:
     for name in REAL:
         shutil.copy(src / name, d / name)
     data = (src / "6zlMP_kQ_-w_30000_40000.mp4").read_bytes()
-    (d / "broken_cut.mp4").write_bytes(data[: len(data) * 6 // 10])  # cut mid-file: its index (moov) is at the end
+    # cut mid-file: its index (moov) is at the end
+    (d / "broken_cut.mp4").write_bytes(data[: len(data) * 6 // 10])
     (d / "nested").mkdir()
     write_silent_video(d / "nested" / "silent_clip.mp4")
     return d
@@ -71,7 +72,8 @@ def test_prepare_writes_the_official_layout_reports_failures_and_resumes(videos,
     text = capsys.readouterr().out
     assert "prepared 4 videos, 0 already done, 2 failed" in text
     report = json.loads((out / "prepare_report.json").read_text())
-    assert (report["n_videos"], report["n_prepared"], report["n_failed"], report["n_complete"]) == (6, 4, 2, 4)
+    assert (report["n_videos"], report["n_prepared"], report["n_failed"], report["n_complete"]) == (6, 4, 2,
+                                                                                                    4)
     reasons = {Path(r["file"]).name: r["reason"] for r in report["failed"]}
     assert "no audio stream" in reasons["silent_clip.mp4"]
     assert "corrupt or truncated" in reasons["broken_cut.mp4"]
@@ -113,7 +115,8 @@ def test_prepare_key_frames(videos, tmp_path):
     one.mkdir()
     shutil.copy(videos / "cartoon_720p_opus.mkv", one / "cartoon_720p_opus.mkv")
     out = tmp_path / "out"
-    assert main(["data", "prepare", str(one), str(out), "--frames", "3", "--rate", "22050", "--no-progress"]) == 0
+    assert main(["data", "prepare", str(one), str(out), "--frames", "3", "--rate", "22050",
+                 "--no-progress"]) == 0
     keys = sorted((out / "keyframes" / "cartoon_720p_opus").glob("*.jpg"))
     assert [k.name for k in keys] == ["00.jpg", "01.jpg", "02.jpg"]
     assert key_times(7.421, 3)[1] == pytest.approx(7.421 / 2)

@@ -24,7 +24,8 @@ def test_presets_available_and_get():
     assert {"ezvsl", "slavc", "lvs", "sslalign", "sslalign_bilinear", "sslalign_others", "jsa", "htf"} <= set(
         protocols.available())
     # one preset per official SSL-Align loop (kaistmm/SSLalignment test.py, official_repos.md §2.4)
-    lvs_vgg, lvs_other, others = (protocols.get(n) for n in ("sslalign", "sslalign_bilinear", "sslalign_others"))
+    lvs_vgg, lvs_other, others = (protocols.get(n)
+                                  for n in ("sslalign", "sslalign_bilinear", "sslalign_others"))
     assert (lvs_vgg.interpolation, lvs_vgg.normalisation) == ("cv2_linear", "minmax_inverted")
     assert (lvs_other.interpolation, lvs_other.normalisation) == ("bilinear_align_corners", "minmax_inverted")
     assert (others.interpolation, others.normalisation) == ("bilinear_align_corners", "minmax")
@@ -40,8 +41,8 @@ def test_presets_available_and_get():
         protocols.Protocol("bad", "bicubic", "minmax", threshold="fixed")
 
 
-@pytest.mark.parametrize("name", ["ezvsl", "slavc", "lvs", "sslalign", "sslalign_bilinear", "sslalign_others", "jsa",
-                                  "htf"])
+@pytest.mark.parametrize("name", ["ezvsl", "slavc", "lvs", "sslalign", "sslalign_bilinear", "sslalign_others",
+                                  "jsa", "htf"])
 def test_upsample_224_is_identity(name):
     m = np.random.default_rng(0).random((224, 224)).astype(np.float32)
     out = protocols.upsample(m, protocols.get(name))
@@ -115,7 +116,8 @@ def test_adaptive_threshold_matches_gt_area():
     assert report["per_sample"]["x_1"] == pytest.approx(56 / 111)
     assert report["per_sample_adap"]["x_1"] == pytest.approx(55 / 56)
     # one sample, one instance: iIoU / iAUC equal cIoU / AUC (and their adaptive forms)
-    assert report["iIoU"] == 1.0 and report["iAUC"] == report["AUC"] and report["iAUC_adap"] == report["AUC_adap"]
+    assert (report["iIoU"] == 1.0 and report["iAUC"] == report["AUC"]
+            and report["iAUC_adap"] == report["AUC_adap"])
     assert report["n_instances"] == 1 and report["instance_naming"] == "per_sample"
 
 
@@ -212,7 +214,8 @@ def test_eval_cli_flickr_boxes_and_errors(tmp_path, capsys):
 
     from soundlens.tools.main import main
 
-    (tmp_path / "boxes.json").write_text(json.dumps({"123": [[0, 0, 256, 64], [0, 0, 256, 64]], "456": [[0, 0, 64, 64]]}))
+    (tmp_path / "boxes.json").write_text(json.dumps({"123": [[0, 0, 256, 64], [0, 0, 256, 64]],
+                                                     "456": [[0, 0, 64, 64]]}))
     np.savez(tmp_path / "maps.npz", **{"123": GT_A})
     args = ["eval", "--predictions", str(tmp_path / "maps.npz"), "--data", str(tmp_path / "boxes.json")]
     assert main(args + ["--protocol", "lvs"]) == 2

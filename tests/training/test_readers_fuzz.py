@@ -16,7 +16,8 @@ from soundlens.models.errors import SoundLensError
 from soundlens.training.datasets.annotations import load_annotations
 from soundlens.training.datasets.avsbench import read_ms3_meta, read_s4_meta
 
-SETTINGS = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=150, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True) | st.text(max_size=6),
@@ -25,7 +26,8 @@ json_values = st.recursive(
 
 # Almost-right records: the shapes the readers expect, with any value in any field.
 records = st.one_of(
-    st.lists(st.fixed_dictionaries({"file": json_values, "class": json_values, "bbox": json_values}), max_size=3),
+    st.lists(st.fixed_dictionaries({"file": json_values, "class": json_values, "bbox": json_values}),
+             max_size=3),
     st.lists(st.fixed_dictionaries({"image": json_values, "gt_box": json_values}), min_size=1, max_size=3),
     st.dictionaries(st.text(max_size=6), json_values, max_size=3),
     json_values,

@@ -42,11 +42,13 @@ def test_read_every_line_form(tmp_path):
         "crlf.csv": "aaaaaaaaaaa_000001,12\r\nbbbbbbbbbbb_000002,0\r\n",
         "jpg.txt": "aaaaaaaaaaa_000001.jpg\nbbbbbbbbbbb_000002.jpg",
         "mp4.csv": "aaaaaaaaaaa_000001.mp4,dog barking\nbbbbbbbbbbb_000002.mp4,cat\n",
-        "header.csv": "video,audio,label\naaaaaaaaaaa_000001,zzzzzzzzzzz_000009,non-sounding\n\nbbbbbbbbbbb_000002,x,y\n",
+        "header.csv": "video,audio,label\naaaaaaaaaaa_000001,zzzzzzzzzzz_000009,non-sounding\n\n"
+                      "bbbbbbbbbbb_000002,x,y\n",
         "ms.txt": "aaaaaaaaaaa_1000_11000\nbbbbbbbbbbb_2000_12000\n",
     }
     for name, text in forms.items():
-        assert splits.read_id_list(write(tmp_path / name, text)).ids == ["aaaaaaaaaaa_000001", "bbbbbbbbbbb_000002"], name
+        assert (splits.read_id_list(write(tmp_path / name, text)).ids
+                == ["aaaaaaaaaaa_000001", "bbbbbbbbbbb_000002"]), name
     records = [{"file": "aaaaaaaaaaa_000001", "class": "a", "bbox": []}, {"file": "bbbbbbbbbbb_000002"}]
     (tmp_path / "v.json").write_text(json.dumps(records))
     assert splits.read_id_list(tmp_path / "v.json").ids == ["aaaaaaaaaaa_000001", "bbbbbbbbbbb_000002"]

@@ -76,7 +76,8 @@ def test_soundlens_train_on_real_frames_of_mixed_sizes(fixtures_dir, tmp_path):
     mini = fixtures_dir / "vggss_mini"
     out = tmp_path / "run"
     assert cli(["train", "--method", "lvs", "--encoder", "lite", "--data", str(mini), "--val", str(mini),
-                "--epochs", "1", "--batch-size", "3", "--protocol", "lvs", "--out", str(out), "--no-progress"]) == 0
+                "--epochs", "1", "--batch-size", "3", "--protocol", "lvs", "--out", str(out),
+                "--no-progress"]) == 0
     epoch = [e for e in _events(out) if e["event"] == "epoch"][0]
     assert epoch["train"]["steps"] == 2 and epoch["val"]["n"] == 7 and epoch["val"]["protocol"] == "lvs"
     assert models.load(out / "best.safetensors").method == "lvs"
@@ -86,13 +87,15 @@ def test_config_layers_defaults_recipe_file_flags(tmp_path):
     from soundlens.training.params import build_config
 
     cfg = build_config({"method": "ezvsl"})
-    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.optimizer) == (20, 128, 1e-4, "adam")
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.optimizer) == (20, 128, 1e-4,
+                                                                                           "adam")
     assert cfg.data == "procedural:2000" and cfg.out is None and cfg.out_dir.as_posix() == "runs/ezvsl"
     if "jsa" in models.available():  # official_repos.md §2.8: AdamW 5e-5, wd 0.01, batch 256
         jsa = build_config({"method": "jsa"}).train
         assert (jsa.optimizer, jsa.lr, jsa.weight_decay, jsa.batch_size) == ("adamw", 5e-5, 0.01, 256)
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"epochs": 3, "lr": 1e-3, "model": {"tau": 0.05}, "train": {"grad_clip": 1.0}}))
+    path.write_text(json.dumps({"epochs": 3, "lr": 1e-3, "model": {"tau": 0.05},
+                                "train": {"grad_clip": 1.0}}))
     cfg = build_config({"method": "ezvsl", "lr": 2e-4, "epochs": None, "encoder": "lite"}, path)
     assert (cfg.train.epochs, cfg.train.lr, cfg.train.grad_clip) == (3, 2e-4, 1.0)  # flag > file > default
     assert cfg.method_options() == {"tau": 0.05, "encoder": "lite"}
@@ -151,7 +154,8 @@ def test_gather_negatives_on_an_unsupported_method_says_why():
 
     if "slavc" not in models.available():
         pytest.skip("slavc is not registered")
-    with pytest.raises(SoundLensError, match="slavc loss cannot use gathered negatives: its contrastive targets"):
+    with pytest.raises(SoundLensError,
+                       match="slavc loss cannot use gathered negatives: its contrastive targets"):
         check_gatherable(models.create("slavc", encoder="lite"))
 
 
@@ -174,7 +178,8 @@ def test_deterministic_runs_are_bit_identical_and_record_their_numerics(tmp_path
     assert param_digest(models.load(other / "latest.safetensors")) != param_digest(first)
     numerics = first.trained_on["numerics"]
     assert numerics["seed"] == 5 and numerics["deterministic"] is True
-    assert numerics["torch"] == torch.__version__ and numerics["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert (numerics["torch"] == torch.__version__
+            and numerics["cpu_capability"] == torch.backends.cpu.get_cpu_capability())
     assert numerics["threads"] == torch.get_num_threads()
     start = _events(a)[0]
     assert start["event"] == "start" and start["config"]["numerics"]["seed"] == 5

@@ -25,9 +25,9 @@ def test_torchrun_two_gloo_processes(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     env.pop("WORLD_SIZE", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "soundlens.training.main", "--method", "ezvsl", "--encoder", "lite", "--data", "procedural:64,size=112",
-           "--epochs", "1", "--batch-size", "8", "--val-pairs", "8", "--gather-negatives", "--no-progress",
-           "--device", "cpu", "--out", str(out), "--debug-rank-hashes"]
+           "-m", "soundlens.training.main", "--method", "ezvsl", "--encoder", "lite", "--data",
+           "procedural:64,size=112", "--epochs", "1", "--batch-size", "8", "--val-pairs", "8",
+           "--gather-negatives", "--no-progress", "--device", "cpu", "--out", str(out), "--debug-rank-hashes"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [json.loads((out / "debug" / f"rank{r}.json").read_text()) for r in (0, 1)]

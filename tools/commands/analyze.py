@@ -18,19 +18,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--out", required=True, metavar="OUT.mp4",
                         help="overlay video to write (.mp4, .mov or .mkv): H.264 + the original audio")
     parser.add_argument("--jsonl", metavar="OUT.jsonl", default=None,
-                        help="also write one JSON row per video frame: time, peaks (u, v, x, y, score), scores, model")
+                        help="also write one JSON row per video frame: time, peaks (u, v, x, y, "
+                             "score), scores, model")
     parser.add_argument("--model", default="default", metavar="CKPT|NAME",
                         help="SoundLens checkpoint (.safetensors) or shipped model name (default: default)")
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                         help="inference device (default: cuda when available)")
     parser.add_argument("--batch", type=int, default=8, metavar="N", help="frames per model call (default 8)")
     parser.add_argument("--hop", type=float, default=0.0, metavar="S",
-                        help="seconds between heatmaps; frames in between show the last one (default 0: every frame)")
+                        help="seconds between heatmaps; frames in between show the last one (default "
+                             "0: every frame)")
     parser.add_argument("--peaks", type=int, default=3, help="peaks per frame (default 3)")
     parser.add_argument("--crf", type=int, default=20, help="H.264 quality, lower is better (default 20)")
     parser.add_argument("--mcap", metavar="OUT.mcap", default=None,
-                        help="also write the results as a recording of the live stream (heatmap, peaks, tracks "
-                             "messages at the video's times): 'soundlens replay' publishes it")
+                        help="also write the results as a recording of the live stream (heatmap, peaks, "
+                             "tracks messages at the video's times): 'soundlens replay' publishes it")
     parser.add_argument("--stream", default="cam0", help="--mcap: stream name in the topics (default cam0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     from soundlens.tools.commands.live import add_track_arguments
@@ -92,6 +94,7 @@ def run(args) -> int:
         if results is not None:
             results.close()
     rows = f" and {summary.frames} rows to {args.jsonl}" if args.jsonl else ""
-    print(f"soundlens analyze: {summary.frames} frames ({summary.seconds:.2f} s), {summary.inferences} heatmaps "
-          f"on {summary.device} in {summary.wall_s:.1f} s -> {args.out} (audio {summary.audio}){rows}", flush=True)
+    print(f"soundlens analyze: {summary.frames} frames ({summary.seconds:.2f} s), {summary.inferences} "
+          f"heatmaps on {summary.device} in {summary.wall_s:.1f} s -> {args.out} (audio "
+          f"{summary.audio}){rows}", flush=True)
     return 0

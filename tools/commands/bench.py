@@ -85,9 +85,10 @@ def _run_live(args) -> int:
                         on_status=lambda s: print(status_line(s), flush=True))
     lat = result["latency_ms"]["capture_to_publish"]
     verdict = "meets" if meets_targets(result) else "misses"
-    print(f"heatmaps/s {result['heatmaps_per_s']:.1f} | capture->publish p50 {lat['p50']} ms p99 {lat['p99']} ms | "
-          f"cpu {result['cpu']['process_cpu_over_wall']:.2f} of {result['cpu']['cores']} cores | {result['device']} | "
-          f"{verdict} the targets (>= {result['targets']['heatmaps_per_s']:g}/s, p99 <= {result['targets']['p99_ms']:g} ms)")
+    print(f"heatmaps/s {result['heatmaps_per_s']:.1f} | capture->publish p50 {lat['p50']} ms p99 "
+          f"{lat['p99']} ms | cpu {result['cpu']['process_cpu_over_wall']:.2f} of {result['cpu']['cores']} "
+          f"cores | {result['device']} | {verdict} the targets (>= "
+          f"{result['targets']['heatmaps_per_s']:g}/s, p99 <= {result['targets']['p99_ms']:g} ms)")
     if args.out:
         path = Path(args.out)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,11 +105,12 @@ def _accuracy_arguments(parser) -> None:
                         help=f"comma-separated methods to train and score (default {','.join(A.methods)})")
     parser.add_argument("--data", default=A.data, help="training data; only 'procedural' (default)")
     parser.add_argument("--pairs", type=int, default=A.pairs, help=f"training pairs (default {A.pairs})")
-    parser.add_argument("--epochs", type=int, default=A.epochs, help=f"epochs per method (default {A.epochs})")
+    parser.add_argument("--epochs", type=int, default=A.epochs,
+                        help=f"epochs per method (default {A.epochs})")
     parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=A.batch_size)
     parser.add_argument("--lr", type=float, default=None,
-                        help="learning rate for every method (default: each method's the method's Recipe (short_run_lr), 1e-3 "
-                             "unless its Recipe names another)")
+                        help="learning rate for every method (default: each method's the method's Recipe "
+                             "(short_run_lr), 1e-3 unless its Recipe names another)")
     parser.add_argument("--encoder", default=A.encoder, help=f"trunk for every method (default {A.encoder})")
     parser.add_argument("--image-size", "--image_size", dest="image_size", type=int, default=A.image_size,
                         help=f"procedural frame side in px (default {A.image_size})")
@@ -126,8 +128,8 @@ def _accuracy_arguments(parser) -> None:
     parser.add_argument("--out", default=A.out, metavar="DIR", help=f"output folder (default {A.out})")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument("--paper-options", dest="short_run_options", action="store_false",
-                        help="train with every paper default, not the method's Recipe (short_run_options) (step-counted "
-                             "horizons such as SLAVC's EMA momentum scaled to a short run)")
+                        help="train with every paper default, not the method's Recipe (short_run_options) "
+                             "(step-counted horizons such as SLAVC's EMA momentum scaled to a short run)")
 
 
 def _run_accuracy(args) -> int:
@@ -139,15 +141,17 @@ def _run_accuracy(args) -> int:
     try:
         seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip()) if args.seeds else ()
     except ValueError:
-        raise SoundLensError(f"--seeds takes comma-separated integers (e.g. 0,1,2), got '{args.seeds}'") from None
+        raise SoundLensError("--seeds takes comma-separated integers (e.g. 0,1,2), "
+                             f"got '{args.seeds}'") from None
     for name in ("pairs", "epochs", "batch_size", "test_pairs", "val_pairs"):
         if getattr(args, name) < 1:
             raise SoundLensError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     # The full command (every setting spelled out), so the report says exactly how to remake it.
     flags = [("--methods", ",".join(methods)), ("--data", args.data), ("--pairs", args.pairs),
              ("--epochs", args.epochs), ("--batch-size", args.batch_size),
-             ("--encoder", args.encoder), ("--image-size", args.image_size), ("--test-pairs", args.test_pairs),
-             ("--val-pairs", args.val_pairs), ("--protocol", args.protocol)]
+             ("--encoder", args.encoder), ("--image-size", args.image_size),
+             ("--test-pairs", args.test_pairs), ("--val-pairs", args.val_pairs),
+             ("--protocol", args.protocol)]
     flags.append(("--seeds", ",".join(map(str, seeds))) if seeds else ("--seed", args.seed))
     if args.lr is not None:
         flags.append(("--lr", args.lr))
@@ -155,17 +159,19 @@ def _run_accuracy(args) -> int:
         flags.append(("--device", args.device))
     if not args.short_run_options:
         flags.append(("--paper-options", None))
-    command = "soundlens bench accuracy " + " ".join(k if v is None else f"{k} {shlex.quote(str(v))}" for k, v in flags)
+    command = "soundlens bench accuracy " + " ".join(k if v is None else f"{k} {shlex.quote(str(v))}"
+                                                     for k, v in flags)
     cfg = AccuracyConfig(methods=methods, data=args.data, pairs=args.pairs, epochs=args.epochs,
-                         batch_size=args.batch_size, lr=args.lr, encoder=args.encoder, image_size=args.image_size,
-                         test_pairs=args.test_pairs, val_pairs=args.val_pairs, protocol=args.protocol,
-                         seed=args.seed, seeds=seeds, device=args.device, workers=args.workers, gallery=args.gallery,
-                         out=args.out, progress=args.progress, short_run_options=args.short_run_options,
-                         command=command)
+                         batch_size=args.batch_size, lr=args.lr, encoder=args.encoder,
+                         image_size=args.image_size, test_pairs=args.test_pairs, val_pairs=args.val_pairs,
+                         protocol=args.protocol, seed=args.seed, seeds=seeds, device=args.device,
+                         workers=args.workers, gallery=args.gallery, out=args.out, progress=args.progress,
+                         short_run_options=args.short_run_options, command=command)
     run_accuracy(cfg)
     out = Path(args.out)
     print((out / "accuracy.md").read_text())
-    print(f"wrote {out / 'accuracy.json'}, {out / 'accuracy.md'}, {out / 'success_curve.png'}, {out / 'gallery.png'}")
+    print(f"wrote {out / 'accuracy.json'}, {out / 'accuracy.md'}, {out / 'success_curve.png'}, "
+          f"{out / 'gallery.png'}")
     return 0
 
 
@@ -173,19 +179,23 @@ def _run_accuracy(args) -> int:
 def _speed_arguments(parser) -> None:
     from soundlens.models.speed import METHODS
 
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated (default {','.join(METHODS)})")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated (default {','.join(METHODS)})")
     parser.add_argument("--batch", default="1,16", metavar="B,B", help="batch sizes (default 1,16)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, the cores)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's, the cores)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--backend", default="eager", metavar="B[,B]",
-                        help="inference forms to time: eager (BatchNorm folded, cached front-end, inference mode) "
-                             "and/or onnxruntime (default eager)")
+                        help="inference forms to time: eager (BatchNorm folded, cached front-end, "
+                             "inference mode) and/or onnxruntime (default eager)")
     parser.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
-                        help="also time the plain eager reference (unoptimised path) in the same run (default on)")
+                        help="also time the plain eager reference (unoptimised path) in the same "
+                             "run (default on)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per form (default 5)")
     parser.add_argument("--encoder", default=None, help="trunk for every method (default: each paper's)")
     parser.add_argument("--no-stages", dest="stages", action="store_false", help="skip the per-stage pass")
-    parser.add_argument("--out", metavar="JSON", default=None, help="write the report here (and a .md beside it)")
+    parser.add_argument("--out", metavar="JSON", default=None,
+                        help="write the report here (and a .md beside it)")
 
 
 def _run_speed(args) -> int:
@@ -194,13 +204,15 @@ def _run_speed(args) -> int:
     try:
         batches = tuple(int(b) for b in args.batch.split(",") if b.strip())
     except ValueError:
-        raise SoundLensError(f"--batch takes comma-separated integers (e.g. 1,16), got '{args.batch}'") from None
+        raise SoundLensError("--batch takes comma-separated integers (e.g. 1,16), "
+                             f"got '{args.batch}'") from None
     if not batches or min(batches) < 1 or args.repeats < 1:
         raise SoundLensError("--batch sizes and --repeats must be >= 1")
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     backends = tuple(b.strip() for b in args.backend.split(",") if b.strip())
     flags = f"--methods {','.join(methods)} --batch {','.join(map(str, batches))} --device {args.device} " \
-            f"--backend {','.join(backends)} --repeats {args.repeats}" + (" --reference" if args.reference else "")
+            f"--backend {','.join(backends)} --repeats {args.repeats}" + (" --reference" if args.reference
+                                                                          else "")
     if args.threads:
         flags += f" --threads {args.threads}"
     if args.encoder:
@@ -208,13 +220,14 @@ def _run_speed(args) -> int:
     if not args.stages:
         flags += " --no-stages"
     config = SpeedConfig(methods=methods, batches=batches, threads=args.threads, device=args.device,
-                         backends=backends, reference=args.reference, repeats=args.repeats, stages=args.stages,
-                         options={"encoder": args.encoder} if args.encoder else {},
+                         backends=backends, reference=args.reference, repeats=args.repeats,
+                         stages=args.stages, options={"encoder": args.encoder} if args.encoder else {},
                          command="soundlens bench speed " + flags)
 
     def progress(row) -> None:
         if "unavailable" in row:
-            print(f"{row['method']} b{row['batch']} {row['form']}: unavailable ({row['unavailable']})", flush=True)
+            print(f"{row['method']} b{row['batch']} {row['form']}: unavailable ({row['unavailable']})",
+                  flush=True)
             return
         x = row["speedup_vs_reference"]
         print(f"{row['method']} b{row['batch']} {row['form']}: {row['total_ms']['median']:g} ms, "
@@ -244,5 +257,6 @@ BENCHES: dict[str, tuple] = {
     "accuracy": (_accuracy_arguments, _run_accuracy,
                  "train each method with one budget on the procedural benchmark; cIoU/AUC/R@K table + plots"),
     "speed": (_speed_arguments, _run_speed,
-              "forward time per method and stage, throughput, memory and map agreement against a plain eager reference"),
+              "forward time per method and stage, throughput, memory and map agreement against a plain "
+              "eager reference"),
 }

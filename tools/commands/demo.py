@@ -33,18 +33,24 @@ DEFAULT_PUBLISH = "tcp://127.0.0.1:5555"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--out", default="out/demo", help="folder for demo.mp4, snapshot.png, heatmaps.jsonl, summary.json")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of the scene in seconds (default 20)")
-    parser.add_argument("--model", default="default", metavar="CKPT|NAME", help="checkpoint or shipped name (default)")
+    parser.add_argument("--out", default="out/demo",
+                        help="folder for demo.mp4, snapshot.png, heatmaps.jsonl, summary.json")
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="length of the scene in seconds (default 20)")
+    parser.add_argument("--model", default="default", metavar="CKPT|NAME",
+                        help="checkpoint or shipped name (default)")
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                         help="inference device (default: cuda when available)")
-    parser.add_argument("--no-view", action="store_true", help="do not open the viewer even if there is a display")
-    parser.add_argument("--seed", type=int, default=6, help="which procedural scene (default 6: three objects)")
+    parser.add_argument("--no-view", action="store_true",
+                        help="do not open the viewer even if there is a display")
+    parser.add_argument("--seed", type=int, default=6,
+                        help="which procedural scene (default 6: three objects)")
     parser.add_argument("--size", type=int, default=256, help="frame size in pixels (default 256)")
     parser.add_argument("--hop", type=float, default=0.1, help="seconds between heatmaps (default 0.1)")
     parser.add_argument("--publish", metavar="ADDR", default=DEFAULT_PUBLISH,
-                        help="loopback ZeroMQ address to publish on, so 'soundlens view' or a robot can watch too "
-                             f"(default {DEFAULT_PUBLISH}; a free port is taken if it is busy)")
+                        help="loopback ZeroMQ address to publish on, so 'soundlens view' or a "
+                             f"robot can watch too (default {DEFAULT_PUBLISH}; a free port is "
+                             "taken if it is busy)")
     parser.add_argument("--quiet", action="store_true", help="no per-second lines")
 
 
@@ -163,8 +169,8 @@ def load_model(name: str):
     except SoundLensError as err:
         if name == "default":
             raise SoundLensError(
-                f"{err}. The shipped model (models/weights/default.safetensors) is missing from this checkout; "
-                "give a checkpoint with --model CKPT.safetensors") from None
+                f"{err}. The shipped model (models/weights/default.safetensors) is missing from "
+                "this checkout; give a checkpoint with --model CKPT.safetensors") from None
         raise
 
 
@@ -185,13 +191,15 @@ def run(args) -> int:
         heat_topic = topic("heatmap", "cam0")
         try:
             with Subscriber(pipeline.publisher.address, topics=(heat_topic,), listener=judge):
-                print(f"soundlens demo: a {args.seconds:g} s procedural scene (seed {args.seed}) at real time -> "
-                      f"{pipeline.publisher.address} ({pipeline.worker.meta()['device']}, model {args.model}); "
+                print(f"soundlens demo: a {args.seconds:g} s procedural scene (seed {args.seed}) "
+                      f"at real time -> {pipeline.publisher.address} ({pipeline.worker.meta()['device']}, "
+                      f"model {args.model}); "
                       + ("viewer window open" if view else "no display: writing the overlay video")
                       + "; Ctrl-C stops", flush=True)
                 on_status = None if args.quiet else (lambda s: print(judge.second_line(s), flush=True))
                 if view:
-                    viewer_args = Namespace(stream="cam0", opacity=0.75, snapshots=str(out), curve_secret=None)
+                    viewer_args = Namespace(stream="cam0", opacity=0.75, snapshots=str(out),
+                                            curve_secret=None)
                     run_with_viewer(pipeline, viewer_args, on_status, stop)
                 else:
                     pipeline.run(on_status=on_status, stop=stop)
@@ -233,7 +241,8 @@ def write_outputs(out: Path, source, rows: list[dict], figures: dict, args) -> N
                            audio_rate=video.sample_rate, audio_layout="mono")
     try:
         for i in range(video.n_frames):
-            k = int(np.searchsorted(times, i / fps + 1e-6, side="right")) - 1  # newest heatmap of this frame or before
+            # newest heatmap of this frame or before
+            k = int(np.searchsorted(times, i / fps + 1e-6, side="right")) - 1
             image = painter.draw_result(video.frame(i), results[k] if k >= 0 else None)
             truth = video.truth(i)
             if truth["box"] is not None:
@@ -248,9 +257,10 @@ def write_outputs(out: Path, source, rows: list[dict], figures: dict, args) -> N
     with (out / "heatmaps.jsonl").open("w", encoding="utf-8") as log:
         for r in rows:
             peaks = [asdict(p) for p in r["loc"].peaks]
-            log.write(json.dumps({"time": round(r["t"], 6), "peaks": peaks, "scores": [p["score"] for p in peaks],
-                                  "truth_box": r["box"], "sounding_class": r["sounding"], "judged": r["judged"],
-                                  "hit": r["hit"], "latency_ms": round(r["latency_ms"], 2)},
+            log.write(json.dumps({"time": round(r["t"], 6), "peaks": peaks,
+                                  "scores": [p["score"] for p in peaks], "truth_box": r["box"],
+                                  "sounding_class": r["sounding"], "judged": r["judged"], "hit": r["hit"],
+                                  "latency_ms": round(r["latency_ms"], 2)},
                                  separators=(",", ":")) + "\n")
     summary = {**figures, "seconds": args.seconds, "seed": args.seed, "model": args.model, "hop": args.hop}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -21,8 +21,8 @@ from soundlens.models.errors import SoundLensError
 from soundlens.models.jsonable import jsonable
 
 # Scalars printed in the table, in this order, when the report has them.
-_ROWS = ("cIoU", "AUC", "mean_cIoU", "mcIoU", "hit_rate", "cIoU_adap", "AUC_adap", "iIoU", "iAUC", "iIoU_adap",
-         "iAUC_adap", "AP", "max_F1", "LocAcc")
+_ROWS = ("cIoU", "AUC", "mean_cIoU", "mcIoU", "hit_rate", "cIoU_adap", "AUC_adap", "iIoU",
+         "iAUC", "iIoU_adap", "iAUC_adap", "AP", "max_F1", "LocAcc")
 
 
 def add_arguments(parser) -> None:
@@ -34,15 +34,17 @@ def add_arguments(parser) -> None:
     source.add_argument("--model", metavar="CKPT",
                         help="a SoundLens checkpoint (or shipped name) to run over --data")
     parser.add_argument("--data", required=True, metavar="SPEC",
-                        help="with --predictions, annotations: vggss.json-format file, Flickr boxes JSON, AVSBench "
-                             "box JSON, a directory with Annotations/*.xml, or a benchmark directory with "
-                             "annotations.json; with --model, a data SPEC: a folder with frames/ + audio/ and "
-                             "annotations (DIR[,list=FILE][,ann=FILE]) or procedural[:N][,seed=S,size=PX]")
+                        help="with --predictions, annotations: vggss.json-format file, Flickr boxes "
+                             "JSON, AVSBench box JSON, a directory with Annotations/*.xml, or a benchmark "
+                             "directory with annotations.json; with --model, a data SPEC: a folder with "
+                             "frames/ + audio/ and annotations (DIR[,list=FILE][,ann=FILE]) or "
+                             "procedural[:N][,seed=S,size=PX]")
     parser.add_argument("--protocol", default="ezvsl", choices=protocols.available(),
                         help="official evaluator to reproduce (default ezvsl)")
     parser.add_argument("--object-maps", metavar="OBJ.npz", help="object maps for OGL fusion (optional)")
     parser.add_argument("--allow-missing", action="store_true",
-                        help="score only annotated samples that have a heatmap (default: every one needs one)")
+                        help="score only annotated samples that have a heatmap (default: every one needs "
+                             "one)")
     parser.add_argument("--out", metavar="REPORT.json", help="write the full report (per-sample cIoU too)")
     model = parser.add_argument_group("with --model")
     model.add_argument("--save-maps", "--save_maps", dest="save_maps", metavar="MAPS.npz",
@@ -71,14 +73,17 @@ class NpzMaps(Mapping):
         except FileNotFoundError:
             raise SoundLensError(f"predictions file {path} does not exist") from None
         except (ValueError, OSError) as err:
-            raise SoundLensError(f"{path} is not a readable .npz of heatmaps ({err}); save with numpy.savez") from None
+            raise SoundLensError(f"{path} is not a readable .npz of heatmaps ({err}); save "
+                                 "with numpy.savez") from None
         if not hasattr(self._npz, "files"):
-            raise SoundLensError(f"{path} holds one array, not an .npz of id -> heatmap; save with numpy.savez")
+            raise SoundLensError(f"{path} holds one array, not an .npz of id -> heatmap; save "
+                                 "with numpy.savez")
         self._keys: dict[str, str] = {}
         for key in self._npz.files:
             sample_id = normalize_id(key)
             if sample_id in self._keys:
-                raise SoundLensError(f"{path}: keys '{key}' and '{self._keys[sample_id]}' name the same sample")
+                raise SoundLensError(f"{path}: keys '{key}' and '{self._keys[sample_id]}' name "
+                                     "the same sample")
             self._keys[sample_id] = key
 
     def __getitem__(self, sample_id: str):
@@ -88,7 +93,8 @@ class NpzMaps(Mapping):
         value = self._npz[key]
         m = np.squeeze(value)
         if m.ndim != 2:
-            raise SoundLensError(f"{self.path}: map '{key}' has shape {value.shape}; each map must be 2-D [h, w]")
+            raise SoundLensError(f"{self.path}: map '{key}' has shape {value.shape}; each map "
+                                 "must be 2-D [h, w]")
         return m
 
     def __contains__(self, sample_id: object) -> bool:  # without reading the array
@@ -166,10 +172,11 @@ def _evaluate_model(args, protocol, objects: NpzMaps | None) -> dict:
             warnings.simplefilter("always")
             data.annotations = load_annotations(data.spec.annotations)
         _warn_lines(caught)
-    print(f"soundlens eval: running {model.method} ({args.model}) over {len(data.dataset)} clips of {args.data}",
+    print(f"soundlens eval: running {model.method} ({args.model}) over {len(data.dataset)} "
+          f"clips of {args.data}",
           file=sys.stderr)
-    pred = predict(model, data.dataset, batch_size=args.batch_size, embed=args.retrieval, workers=args.workers,
-                   progress=True)
+    pred = predict(model, data.dataset, batch_size=args.batch_size, embed=args.retrieval,
+                   workers=args.workers, progress=True)
     if args.save_maps:
         out = Path(args.save_maps)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +185,8 @@ def _evaluate_model(args, protocol, objects: NpzMaps | None) -> dict:
     ann = annotations_of(data, pred)
     report = score_annotated(ann, pred.maps, protocol, object_maps=objects, allow_missing=args.allow_missing,
                              maps_source=str(args.data))
-    retrieval = retrieval_report(pred, ann, [i for i in ann.ids if i in pred.maps]) if args.retrieval else None
+    retrieval = (retrieval_report(pred, ann, [i for i in ann.ids if i in pred.maps]) if args.retrieval
+                 else None)
     report.update(data=str(args.data), model={"checkpoint": str(args.model), **models.describe(model)},
                   retrieval=retrieval)
     return report
@@ -204,7 +212,8 @@ def _print_table(report: dict) -> None:
     if report["n_unannotated_maps"]:
         notes.append(f"{report['n_unannotated_maps']} heatmaps had no annotation and were ignored")
     if report["empty_gt"]:
-        notes.append(f"{len(report['empty_gt'])} samples have an all-zero GT (cIoU 0): {report['empty_gt'][:3]}")
+        notes.append(f"{len(report['empty_gt'])} samples have an all-zero GT (cIoU 0): "
+                     f"{report['empty_gt'][:3]}")
     if report["n_silent"]:
         used = " (they count in AP / max-F1)" if "AP" in report else ""
         notes.append(f"{report['n_silent']} non-sounding samples (no boxes) are left out of cIoU{used}")

@@ -12,7 +12,8 @@ from soundlens.models.errors import SoundLensError
 def add_source_arguments(parser) -> None:
     """Flags shared with `soundlens bench live`: where frames and audio come from, and pacing."""
     parser.add_argument("--mic", metavar="DEVICE", default=None,
-                        help="microphone (PortAudio index, name, or 'default'); with --video, replaces the file's audio")
+                        help="microphone (PortAudio index, name, or 'default'); with --video, replaces "
+                             "the file's audio")
     parser.add_argument("--loop", action="store_true", help="replay the video (or synthetic clip) forever")
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--realtime", dest="realtime", action="store_true", default=True,
@@ -26,7 +27,8 @@ def add_source_arguments(parser) -> None:
 
 def add_pipeline_arguments(parser) -> None:
     parser.add_argument("--publish", metavar="ADDR", default="tcp://127.0.0.1:5555",
-                        help="ZeroMQ address to bind: tcp://HOST:PORT or ipc:///path (default tcp://127.0.0.1:5555)")
+                        help="ZeroMQ address to bind: tcp://HOST:PORT or ipc:///path (default "
+                             "tcp://127.0.0.1:5555)")
     parser.add_argument("--insecure", action="store_true",
                         help="allow a non-loopback --publish address without CURVE encryption")
     parser.add_argument("--curve-secret", metavar="FILE", default=None,
@@ -35,7 +37,8 @@ def add_pipeline_arguments(parser) -> None:
                         help="inference device (default: cuda when available)")
     parser.add_argument("--stream", default="cam0", help="stream name in the topics (default cam0)")
     parser.add_argument("--peaks", type=int, default=3, help="peaks published per heatmap (default 3)")
-    parser.add_argument("--preview", action="store_true", help="also publish a JPEG of each frame used (<= 10 Hz)")
+    parser.add_argument("--preview", action="store_true",
+                        help="also publish a JPEG of each frame used (<= 10 Hz)")
     parser.add_argument("--seconds", type=float, default=None, metavar="S", help="stop after S seconds")
     add_track_arguments(parser)
 
@@ -44,21 +47,25 @@ def add_track_arguments(parser) -> None:
     """Tracks, directions and activity (docs/protocol.md §4.5)."""
     camera = parser.add_mutually_exclusive_group()
     camera.add_argument("--intrinsics", metavar="FILE", default=None,
-                        help="camera calibration (OpenCV YAML/XML or JSON: camera_matrix, distortion_coefficients): "
-                             "tracks get azimuth/elevation in degrees")
+                        help="camera calibration (OpenCV YAML/XML or JSON: camera_matrix, "
+                             "distortion_coefficients): tracks get azimuth/elevation in degrees")
     camera.add_argument("--hfov", type=float, default=None, metavar="DEG",
-                        help="horizontal field of view of a pinhole camera, for track directions without a calibration")
+                        help="horizontal field of view of a pinhole camera, for track directions "
+                             "without a calibration")
     parser.add_argument("--silence-db", type=float, default=-50.0, metavar="DB",
-                        help="audio windows quieter than this (dBFS RMS) are silence: no track is born from them "
-                             "(default -50)")
+                        help="audio windows quieter than this (dBFS RMS) are silence: no track is "
+                             "born from them (default -50)")
     parser.add_argument("--on-screen-threshold", type=float, default=None, metavar="SIM",
-                        help="cosine similarity from which a sound counts as on screen (default: the method's own)")
+                        help="cosine similarity from which a sound counts as on screen (default: "
+                             "the method's own)")
     parser.add_argument("--track-birth", type=int, default=3, metavar="N",
-                        help="consecutive heatmaps a peak must persist before its track gets an id (default 3)")
+                        help="consecutive heatmaps a peak must persist before its track gets "
+                             "an id (default 3)")
     parser.add_argument("--track-death", type=int, default=5, metavar="M",
                         help="consecutive heatmaps without its peak after which a track ends (default 5)")
     parser.add_argument("--track-gate", type=float, default=0.15, metavar="F",
-                        help="farthest a peak may move between heatmaps, fraction of the frame diagonal (default 0.15)")
+                        help="farthest a peak may move between heatmaps, fraction of the frame "
+                             "diagonal (default 0.15)")
     parser.add_argument("--track-min-score", type=float, default=0.5, metavar="S",
                         help="weakest peak score (0-1) that feeds a track (default 0.5)")
 
@@ -67,8 +74,8 @@ def track_config(args):
     """(TrackerConfig, CameraModel or None) from the flags of add_track_arguments."""
     from soundlens.realtime.tracks import CameraModel, TrackerConfig, load_intrinsics
 
-    tracker = TrackerConfig(birth_frames=args.track_birth, death_misses=args.track_death, gate=args.track_gate,
-                            min_score=args.track_min_score).check()
+    tracker = TrackerConfig(birth_frames=args.track_birth, death_misses=args.track_death,
+                            gate=args.track_gate, min_score=args.track_min_score).check()
     camera = None
     if args.intrinsics:
         camera = load_intrinsics(args.intrinsics)
@@ -81,15 +88,18 @@ def add_arguments(parser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--camera", metavar="N", help="OpenCV camera: index, device path or stream URL")
     source.add_argument("--video", metavar="FILE", help="video file; its own audio unless --mic is given")
-    source.add_argument("--synthetic", action="store_true", help="the procedural benchmark video (with ground truth)")
+    source.add_argument("--synthetic", action="store_true",
+                        help="the procedural benchmark video (with ground truth)")
     parser.add_argument("--model", required=True, metavar="CKPT|NAME",
                         help="SoundLens checkpoint (.safetensors) or shipped model name")
-    parser.add_argument("--hop", type=float, default=0.1, help="seconds between heatmaps (0: every new frame)")
+    parser.add_argument("--hop", type=float, default=0.1,
+                        help="seconds between heatmaps (0: every new frame)")
     add_source_arguments(parser)
     add_pipeline_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no status line")
     parser.add_argument("--view", action="store_true",
-                        help="also open the viewer window on the published stream (turns on --preview; needs a display)")
+                        help="also open the viewer window on the published stream (turns on --preview; "
+                             "needs a display)")
     from soundlens.tools.commands.view import add_viewer_arguments
 
     add_viewer_arguments(parser)
@@ -101,7 +111,8 @@ def check_args(args) -> None:
     if args.seconds is not None and args.seconds <= 0:
         raise SoundLensError(f"--seconds must be > 0, got {args.seconds}")
     if not args.realtime and args.mic is not None:
-        raise SoundLensError("--fast cannot be used with --mic: a microphone runs in real time; drop one of them")
+        raise SoundLensError("--fast cannot be used with --mic: a microphone runs in real time; "
+                             "drop one of them")
     if not args.realtime and getattr(args, "camera", None) is not None:
         raise SoundLensError("--fast is for files and --synthetic; a camera runs in real time")
     if args.loop and getattr(args, "camera", None) is not None:
@@ -128,13 +139,14 @@ def build_sources(args, sample_rate: int, audio_seconds: float):
         video = CameraSource(CameraConfig(device=parse_device(args.camera)))
     elif getattr(args, "video", None):
         video = VideoFileSource(VideoFileConfig(path=args.video, realtime=args.realtime, loop=args.loop,
-                                                audio=not mic, sample_rate=sample_rate, audio_seconds=audio_seconds))
+                                                audio=not mic, sample_rate=sample_rate,
+                                                audio_seconds=audio_seconds))
     else:
         from soundlens.training.synth import SynthVideo  # the procedural benchmark is heavy: only when used
 
         video = SyntheticSource(SynthVideo(args.synthetic_seconds, seed=args.seed),
-                                SyntheticConfig(realtime=args.realtime, loop=args.loop, sample_rate=sample_rate,
-                                                audio_seconds=audio_seconds))
+                                SyntheticConfig(realtime=args.realtime, loop=args.loop,
+                                                sample_rate=sample_rate, audio_seconds=audio_seconds))
     if mic:
         audio = MicrophoneSource(MicrophoneConfig(device=parse_mic(args.mic), sample_rate=sample_rate,
                                                   seconds=audio_seconds))
@@ -199,8 +211,9 @@ def run(args) -> int:
 
         check_viewer_args(args)
         if not display_available():
-            raise SoundLensError("--view needs a display (DISPLAY is unset or Qt cannot open it); drop --view and "
-                                 "run 'soundlens view --connect ADDR' where there is one, or use 'xvfb-run -a'")
+            raise SoundLensError("--view needs a display (DISPLAY is unset or Qt cannot open it); "
+                                 "drop --view and run 'soundlens view --connect ADDR' where there is one, or "
+                                 "use 'xvfb-run -a'")
         args.preview = True  # the viewer shows the frames the heatmaps were computed on
     stop = threading.Event()
     with stop_on_signals(stop):

@@ -8,7 +8,8 @@ from soundlens.models.errors import SoundLensError
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", default="default", help="checkpoint (.safetensors) or shipped name (default)")
+    parser.add_argument("--model", default="default",
+                        help="checkpoint (.safetensors) or shipped name (default)")
     parser.add_argument("--image", required=True, help="image file (JPEG/PNG)")
     parser.add_argument("--audio", required=True, help="audio or video file with sound (any rate)")
     parser.add_argument("-o", "--out", required=True, help="overlay PNG to write")
@@ -52,7 +53,8 @@ def localize_files(model_name: str, image: str, audio: str, out: str, device: st
     peaks = to_peaks(find_peaks(native, top_k, region=region, frame_size=(w, h), centres=centres))
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(OverlayPainter(resize).draw(frame, normalise(native)[0], region, peaks, centres)).save(path)
+    Image.fromarray(
+        OverlayPainter(resize).draw(frame, normalise(native)[0], region, peaks, centres)).save(path)
     where = ", ".join(f"({p.u:.3f}, {p.v:.3f})" for p in peaks) or "none (flat map)"
     print(f"{path}: {model.method} heatmap over {w}x{h} frame; peak at {where} "
           f"(x, y as fractions of width, height)")

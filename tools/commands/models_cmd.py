@@ -12,14 +12,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pretrained", action="store_true",
                         help="list the official released models ('soundlens models pull NAME' fetches one)")
     actions = parser.add_subparsers(dest="action", metavar="{pull}")
-    pull = actions.add_parser("pull", help="download a released model, import it and cache it for --model NAME",
-                              description="Download a released model (see 'soundlens models --pretrained'), verify "
-                                          "it, import it strictly and cache it; then --model NAME works everywhere.")
+    pull = actions.add_parser("pull",
+                              help="download a released model, import it and cache it for --model NAME",
+                              description="Download a released model (see 'soundlens models --pretrained'), "
+                                          "verify it, import it strictly and cache it; then --model NAME "
+                                          "works everywhere.")
     pull.add_argument("name", help="a released model, e.g. sslalign-vggss144k")
     source = pull.add_mutually_exclusive_group()
     source.add_argument("--from", dest="src", metavar="FILE",
                         help="import this already-downloaded official file under NAME instead of downloading")
-    source.add_argument("--url", help="download the same release from this mirror instead of the official URL")
+    source.add_argument("--url",
+                        help="download the same release from this mirror instead of the official URL")
     pull.add_argument("--force", action="store_true", help="pull again even if NAME is already cached")
     pull.add_argument("--retries", type=int, default=3,
                       help="times to resume a download the network cuts off before giving up (default 3)")
@@ -53,11 +56,13 @@ def run(args) -> int:
         return 0
     print(f"{'method':<10} {'encoder':<13} {'audio':<9} {'image':<7} summary")
     for r in rows:
-        print(f"{r['method']:<10} {r['encoder']:<13} {r['audio_preset']:<9} {r['image_preset']:<7} {r['summary']}")
+        print(f"{r['method']:<10} {r['encoder']:<13} {r['audio_preset']:<9} {r['image_preset']:<7} "
+              f"{r['summary']}")
     print("\naudio presets (rate, seconds -> spectrogram):")
     for name, p in models.AUDIO_PRESETS.items():
         print(f"  {name:<9} {p.sample_rate} Hz, {p.input_seconds:g} s -> {p.shape[1]}x{p.shape[2]}")
-    print("image presets: " + ", ".join(f"{n} ({p.size} px, {p.resize})" for n, p in models.IMAGE_PRESETS.items()))
+    print("image presets: " + ", ".join(f"{n} ({p.size} px, {p.resize})"
+                                        for n, p in models.IMAGE_PRESETS.items()))
     print("\nany method also runs with encoder=lite (CPU real time); 'soundlens localize --model default' "
           "uses the shipped model")
     return 0
@@ -78,12 +83,14 @@ def _pull(args) -> int:
         print(f"{args.name} is already pulled: {path} (--force pulls it again)")
     else:
         print(f"pulled {args.name} -> {path}")
-    print(f"use it with --model {args.name}, e.g. 'soundlens live --camera 0 --mic default --model {args.name} --view'")
+    print(f"use it with --model {args.name}, e.g. 'soundlens live --camera 0 --mic default --model "
+          f"{args.name} --view'")
     return 0
 
 
 def _reported(rel) -> str:
-    return "; ".join(f"{test} " + " ".join(f"{k} {v:.2f}" for k, v in m.items()) for test, m in rel.reported.items())
+    return "; ".join(f"{test} " + " ".join(f"{k} {v:.2f}" for k, v in m.items())
+                     for test, m in rel.reported.items())
 
 
 def _list_pretrained(as_json: bool) -> int:
@@ -104,6 +111,6 @@ def _list_pretrained(as_json: bool) -> int:
               f"{_reported(rel) or 'no numbers in the README'} ({r['licence']})")
         where = r["url"] + (f"  [file {r['file']}]" if r["file"] else "")
         print(f"{'':<28} source: {where}  ({r['readme']})")
-    print(f"\ncache: {pretrained.home()} (SOUNDLENS_HOME overrides). 'soundlens models pull NAME' downloads one; "
-          "then --model NAME works in live, analyze, localize, eval and demo.")
+    print(f"\ncache: {pretrained.home()} (SOUNDLENS_HOME overrides). 'soundlens models pull NAME' "
+          "downloads one; then --model NAME works in live, analyze, localize, eval and demo.")
     return 0

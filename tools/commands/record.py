@@ -16,7 +16,8 @@ def add_client_security(parser) -> None:
 
 
 def topic_prefixes(values) -> tuple[str, ...]:
-    """--topics a,b or --topics a b: prefixes; a bare kind (heatmap) or kind.stream means soundlens.v1.<it>."""
+    """--topics a,b or --topics a b: prefixes; a bare kind (heatmap) or kind.stream means
+    soundlens.v1.<it>."""
     from soundlens.realtime import wire
 
     if not values:
@@ -28,24 +29,28 @@ def topic_prefixes(values) -> tuple[str, ...]:
             if not item:
                 continue
             if not item.isascii():
-                raise SoundLensError(f"--topics: {item!r} is not ASCII; topics look like soundlens.v1.heatmap.cam0")
+                raise SoundLensError(f"--topics: {item!r} is not ASCII; topics look like "
+                                     "soundlens.v1.heatmap.cam0")
             out.append(item if item.startswith("soundlens.") else wire.TOPIC_ROOT + item)
     return tuple(out) or (wire.TOPIC_ROOT,)
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--connect", metavar="ADDR", default="tcp://127.0.0.1:5555",
-                        help="publisher address, as given to 'soundlens live --publish' (default tcp://127.0.0.1:5555)")
+                        help="publisher address, as given to 'soundlens live --publish' (default "
+                             "tcp://127.0.0.1:5555)")
     parser.add_argument("-o", "--out", required=True, metavar="RUN.mcap", help="MCAP file to write")
     parser.add_argument("--topics", nargs="+", default=None, metavar="PREFIX",
-                        help="topic prefixes to record, e.g. 'tracks peaks.cam0' or full names (default: all of soundlens.v1)")
+                        help="topic prefixes to record, e.g. 'tracks peaks.cam0' or full names (default: all "
+                             "of soundlens.v1)")
     parser.add_argument("--seconds", type=float, default=None, metavar="S", help="stop after S seconds")
     add_client_security(parser)
     parser.add_argument("--max-queue-mb", type=float, default=64.0, metavar="MB",
-                        help="messages waiting for the disk; beyond it new ones are dropped and counted (default 64)")
+                        help="messages waiting for the disk; beyond it new ones are dropped and "
+                             "counted (default 64)")
     parser.add_argument("--flush", type=float, default=1.0, metavar="S",
-                        help="write a chunk at least every S seconds: at most this much is lost if the recorder "
-                             "is killed (default 1)")
+                        help="write a chunk at least every S seconds: at most this much is lost "
+                             "if the recorder is killed (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -63,7 +68,8 @@ def run(args) -> int:
     stop = threading.Event()
     with stop_on_signals(stop):
         recorder = Recorder(config).start()
-        print(f"soundlens record: {args.connect} -> {args.out} ({', '.join(config.topics)}); Ctrl-C stops", flush=True)
+        print(f"soundlens record: {args.connect} -> {args.out} ({', '.join(config.topics)}); Ctrl-C stops",
+              flush=True)
         started = time.monotonic()
         next_line = started + 1.0
         try:
@@ -81,10 +87,10 @@ def run(args) -> int:
         finally:
             recorder.close()
     s = recorder.stats
-    print(f"soundlens record: {s.written} messages ({s.bytes_written / 1e6:.2f} MB) in {len(s.topics)} topics "
-          f"-> {args.out}; {s.dropped} dropped", flush=True)
+    print(f"soundlens record: {s.written} messages ({s.bytes_written / 1e6:.2f} MB) in {len(s.topics)} "
+          f"topics -> {args.out}; {s.dropped} dropped", flush=True)
     if recorder.error:
         raise SoundLensError(f"{recorder.error}; the file is readable up to its last complete chunk (at most "
-                             f"--flush {args.flush:g} s before the error; 'soundlens replay' plays it): free some "
-                             "space or record elsewhere")
+                             f"--flush {args.flush:g} s before the error; 'soundlens replay' plays "
+                             "it): free some space or record elsewhere")
     return 0

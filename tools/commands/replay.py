@@ -10,12 +10,16 @@ from soundlens.models.errors import SoundLensError
 def add_arguments(parser) -> None:
     parser.add_argument("recording", metavar="RUN.mcap", help="a file written by 'soundlens record'")
     parser.add_argument("--publish", metavar="ADDR", default="tcp://127.0.0.1:5555",
-                        help="ZeroMQ address to bind (default tcp://127.0.0.1:5555), as 'soundlens live --publish'")
-    parser.add_argument("--rate", type=float, default=1.0, metavar="R", help="speed factor (2: twice as fast; default 1)")
+                        help="ZeroMQ address to bind (default tcp://127.0.0.1:5555), as 'soundlens "
+                             "live --publish'")
+    parser.add_argument("--rate", type=float, default=1.0, metavar="R",
+                        help="speed factor (2: twice as fast; default 1)")
     parser.add_argument("--loop", action="store_true", help="start again at the end, until stopped")
-    parser.add_argument("--topics", nargs="+", default=None, metavar="PREFIX", help="replay only these topic prefixes")
+    parser.add_argument("--topics", nargs="+", default=None, metavar="PREFIX",
+                        help="replay only these topic prefixes")
     parser.add_argument("--wait", type=float, default=1.0, metavar="S",
-                        help="seconds between binding and the first message, for subscribers to connect (default 1)")
+                        help="seconds between binding and the first message, for subscribers to "
+                             "connect (default 1)")
     parser.add_argument("--insecure", action="store_true",
                         help="allow a non-loopback --publish address without CURVE encryption")
     parser.add_argument("--curve-secret", metavar="FILE", default=None,

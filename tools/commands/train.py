@@ -1,4 +1,5 @@
-"""`soundlens train`: the trainer's command line (the same flags and code as `torchrun -m soundlens.training.main`).
+"""`soundlens train`: the trainer's command line (the same flags and code as `torchrun -m
+soundlens.training.main`).
 
     soundlens train --method ezvsl --data procedural:2000 --encoder lite --epochs 4 --out runs/ezvsl
     torchrun --nproc_per_node 4 -m soundlens.training.main --method ezvsl --data DIR --out runs/ezvsl

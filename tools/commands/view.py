@@ -7,7 +7,8 @@ from soundlens.models.errors import SoundLensError
 
 def add_viewer_arguments(parser) -> None:
     """Flags shared with `soundlens live --view`."""
-    parser.add_argument("--opacity", type=float, default=0.75, help="initial heatmap opacity, 0-1 (default 0.75)")
+    parser.add_argument("--opacity", type=float, default=0.75,
+                        help="initial heatmap opacity, 0-1 (default 0.75)")
     parser.add_argument("--snapshots", metavar="DIR", default=".",
                         help="folder for 'Save snapshot' PNGs (default: the current folder)")
 
@@ -17,7 +18,8 @@ def add_arguments(parser) -> None:
                         help="play a recording ('soundlens record', 'analyze --mcap') instead of connecting")
     parser.add_argument("--loop", action="store_true", help="with a recording: start again at its end")
     parser.add_argument("--connect", metavar="ADDR", default="tcp://127.0.0.1:5555",
-                        help="publisher address, as given to 'soundlens live --publish' (default tcp://127.0.0.1:5555)")
+                        help="publisher address, as given to 'soundlens live --publish' (default "
+                             "tcp://127.0.0.1:5555)")
     parser.add_argument("--stream", default="cam0", help="stream name to show (default cam0)")
     parser.add_argument("--curve-server-key", metavar="KEY|FILE", default=None,
                         help="the publisher's CURVE public key (z85 text or its server.key file)")
@@ -26,10 +28,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stale", type=float, default=3.0, metavar="S",
                         help="seconds without messages before the publisher is reported lost (default 3)")
     add_viewer_arguments(parser)
-    parser.add_argument("--seconds", type=float, default=None, metavar="S", help="close the window after S seconds")
+    parser.add_argument("--seconds", type=float, default=None, metavar="S",
+                        help="close the window after S seconds")
     parser.add_argument("--screenshot", metavar="PNG", default=None,
-                        help="save the window as a PNG when it closes; without a display it renders offscreen "
-                             "(use with --seconds)")
+                        help="save the window as a PNG when it closes; without a display it "
+                             "renders offscreen (use with --seconds)")
 
 
 def check_viewer_args(args) -> None:
@@ -45,8 +48,8 @@ def viewer_config(args, address: str):
         check_stream(args.stream)
     except WireError as err:
         raise SoundLensError(f"--stream: {err}") from None
-    return ViewerConfig(address=address, stream=args.stream, opacity=args.opacity, snapshot_dir=args.snapshots,
-                        curve_server_key=getattr(args, "curve_server_key", None),
+    return ViewerConfig(address=address, stream=args.stream, opacity=args.opacity,
+                        snapshot_dir=args.snapshots, curve_server_key=getattr(args, "curve_server_key", None),
                         stale_after=getattr(args, "stale", 3.0))
 
 
@@ -63,8 +66,9 @@ def run(args) -> int:
     if not display_available():
         if not args.screenshot or args.seconds is None:
             raise SoundLensError(
-                "no display to open the viewer on (DISPLAY is unset or Qt cannot open it): run it on a desktop "
-                "or under 'xvfb-run -a soundlens view ...', or render offscreen with --screenshot PNG --seconds S")
+                "no display to open the viewer on (DISPLAY is unset or Qt cannot open it): run "
+                "it on a desktop or under 'xvfb-run -a soundlens view ...', or render offscreen with "
+                "--screenshot PNG --seconds S")
         offscreen = True
     if args.recording:
         return view_recording(args, offscreen)
@@ -102,5 +106,6 @@ def view_recording(args, offscreen: bool) -> int:
             stop.set()
             player.join(timeout=5)
     if failure:
-        raise failure[0] if isinstance(failure[0], SoundLensError) else SoundLensError(f"replay failed: {failure[0]}")
+        raise (failure[0] if isinstance(failure[0], SoundLensError)
+               else SoundLensError(f"replay failed: {failure[0]}"))
     return code

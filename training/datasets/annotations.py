@@ -102,7 +102,8 @@ class AnnotationSet:
 class GtMaps(Mapping):
     """Lazy {id: [224, 224] float32 GT map} view of an AnnotationSet (see `gt_maps`)."""
 
-    def __init__(self, annotations: AnnotationSet, clip_rule: str, ids: list[str], silent_as_none: bool) -> None:
+    def __init__(self, annotations: AnnotationSet, clip_rule: str, ids: list[str],
+                 silent_as_none: bool) -> None:
         self._ann, self._rule, self._ids = annotations, clip_rule, ids
         self._known = set(ids)
         self._none = set(annotations.silent) if silent_as_none else set()
@@ -135,7 +136,8 @@ def _read_json(path: Path):
     except FileNotFoundError:
         raise SoundLensError(f"annotation file {path} does not exist; pass an existing file") from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        raise SoundLensError(f"{path} is not valid JSON ({err}); pass a VGG-SS or Flickr boxes JSON") from None
+        raise SoundLensError(f"{path} is not valid JSON ({err}); pass a VGG-SS or "
+                             "Flickr boxes JSON") from None
     except IsADirectoryError:
         raise SoundLensError(f"{path} is a directory; pass an annotation file") from None
 
@@ -158,12 +160,13 @@ def _boxes(value, where: str, convert=float, length: int | None = None) -> tuple
 def _report(annotations: AnnotationSet, warn: bool) -> AnnotationSet:
     if warn and annotations.corrupt_boxes:
         ids = sorted({i for i, _ in annotations.corrupt_boxes})
-        warnings.warn(f"{annotations.source}: {len(annotations.corrupt_boxes)} boxes in {len(ids)} samples have "
-                      f"corrupt coordinates (e.g. {ids[:3]}); they become empty boxes, as in the official "
-                      "code (official_repos.md §3.2)", stacklevel=3)
+        warnings.warn(f"{annotations.source}: {len(annotations.corrupt_boxes)} boxes in {len(ids)} samples "
+                      f"have corrupt coordinates (e.g. {ids[:3]}); they become empty boxes, as "
+                      "in the official code (official_repos.md §3.2)", stacklevel=3)
     if warn and annotations.empty_gt:
         warnings.warn(f"{annotations.source}: {len(annotations.empty_gt)} samples have an all-zero GT map "
-                      f"({annotations.empty_gt[:3]}); kept, their cIoU is 0 whenever a pixel is predicted", stacklevel=3)
+                      f"({annotations.empty_gt[:3]}); kept, their cIoU is 0 whenever a pixel is predicted",
+                      stacklevel=3)
     return annotations
 
 
@@ -195,12 +198,14 @@ def load_vggss_json(path: str | Path, warn: bool = True) -> AnnotationSet:
 
     Corrupt boxes (the 12 VGG-SS ones at -2.88e16) are kept as read and listed in
     `corrupt_boxes`; they map to empty boxes. Samples left with no pixel (MKC9LvRivTM_000030,
-    M1P1xla8rg0_000000) are listed in `empty_gt`. Both are reported with `warnings.warn` unless `warn` is False.
+    M1P1xla8rg0_000000) are listed in `empty_gt`. Both are reported with `warnings.warn` unless `warn` is
+    False.
     """
     path = Path(path)
     data = _read_json(path)
     if not isinstance(data, list):
-        raise SoundLensError(f"{path} holds a {type(data).__name__}, not a list of {{file, class, bbox}} records")
+        raise SoundLensError(f"{path} holds a {type(data).__name__}, not a list of {{file, class, bbox}} "
+                             "records")
     return vggss_from_list(data, str(path), warn)
 
 
@@ -232,8 +237,8 @@ def load_flickr_xml_dir(directory: str | Path, warn: bool = True) -> AnnotationS
         try:
             boxes[f.name.split(".")[0]] = gtm.parse_flickr_xml(f)
         except (ET.ParseError, ValueError, TypeError) as err:  # TypeError: a coordinate element without text
-            raise SoundLensError(f"{f} is not a Flickr-SoundNet annotation ({err}); each <bbox> holds a first "
-                                 "element and xmin, ymin, xmax, ymax integers") from None
+            raise SoundLensError(f"{f} is not a Flickr-SoundNet annotation ({err}); each "
+                                 "<bbox> holds a first element and xmin, ymin, xmax, ymax integers") from None
     return _flickr_set(boxes, str(directory), warn)
 
 
@@ -284,5 +289,6 @@ def load_annotations(spec: str | Path, warn: bool = True) -> AnnotationSet:
         if "image" in data[0] and "gt_box" in data[0]:
             return pixel_boxes_from_list(data, str(path), warn)
         return vggss_from_list(data, str(path), warn)
-    raise SoundLensError(f"{path}: unrecognised annotation JSON; expected a VGG-SS list of {{file, class, bbox}}, "
+    raise SoundLensError(f"{path}: unrecognised annotation JSON; expected a VGG-SS list of "
+                         f"{{file, class, bbox}}, "
                          "a Flickr {id: boxes} object or an AVSBench list of {image, gt_box}")

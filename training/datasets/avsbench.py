@@ -38,9 +38,11 @@ def _rows(path: Path) -> list[dict[str, str]]:
         with open(path, newline="", encoding="utf-8-sig") as f:
             return list(csv.DictReader(f))
     except FileNotFoundError:
-        raise SoundLensError(f"{path} does not exist; point --root at the AVSBench directory holding it") from None
+        raise SoundLensError(f"{path} does not exist; point --root at the AVSBench directory holding "
+                             "it") from None
     except (UnicodeDecodeError, csv.Error) as err:
-        raise SoundLensError(f"{path} is not a UTF-8 CSV file ({err}); use the metadata CSV AVSBench ships") from None
+        raise SoundLensError(f"{path} is not a UTF-8 CSV file ({err}); use the metadata "
+                             "CSV AVSBench ships") from None
 
 
 def read_s4_meta(path: str | Path) -> list[AVSVideo]:
@@ -121,7 +123,8 @@ class AVSBenchMS3(_AVSBench):
         # `<video>_<k>.png`); take whichever exists.
         folder = self.data / "visual_frames" / v.name
         official = folder / f"{v.name}.mp4_{k}.png"
-        return official if official.exists() or not (folder / f"{v.name}_{k}.png").exists() else folder / f"{v.name}_{k}.png"
+        return (official if official.exists() or not (folder / f"{v.name}_{k}.png").exists()
+                else folder / f"{v.name}_{k}.png")
 
     def mask_path(self, v: AVSVideo, k: int) -> Path:
         return self.data / "gt_masks" / v.split / v.name / f"{v.name}_{k}.png"

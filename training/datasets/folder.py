@@ -37,10 +37,12 @@ class AudioVisualFolder(Dataset):
         self.frames_path, self.audio_path = self.root / frames_dir, self.root / audio_dir
         for d in (self.frames_path, self.audio_path):
             if not d.is_dir():
-                raise SoundLensError(f"{d} is missing; a dataset needs {frames_dir}/<id>.jpg and {audio_dir}/<id>.wav")
+                raise SoundLensError(f"{d} is missing; a dataset needs {frames_dir}/<id>.jpg and "
+                                     f"{audio_dir}/<id>.wav")
         # ids are normalised (training.splits.normalize_id) so `<ytid>_<ms>_<ms>` files match
         # `<ytid>_<start:06d>` lists and annotations; the file stems are kept for reading.
-        self._frames = {normalize_id(p.stem): p.name for p in self.frames_path.iterdir() if p.suffix == ".jpg"}
+        self._frames = {normalize_id(p.stem): p.name for p in self.frames_path.iterdir()
+                        if p.suffix == ".jpg"}
         self._audio = {normalize_id(p.stem): p.name for p in self.audio_path.iterdir() if p.suffix == ".wav"}
         available = set(self._frames) & set(self._audio)
         self.missing: list[str] = []

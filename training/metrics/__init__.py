@@ -45,10 +45,11 @@ from soundlens.training.metrics.slavc import (
 from soundlens.training.metrics.thresholds import adaptive_threshold, median_threshold, minmax
 
 __all__ = [
-    "AUC_THRESHOLDS", "INSTANCE_NAMINGS", "count_instances", "instance_key", "instance_key_fn", "naming_for_kind",
-    "official_name", "vggss_official_name", "MCIOU_THRESHOLDS", "adaptive_threshold", "auc", "average_precision", "ciou",
-    "confidence", "cross_modal_recall", "f1_curve", "fraction_at_least", "frame_f_curves", "frame_ious",
-    "fscore", "fscore_per_batch", "group_cious", "iauc", "iiou", "image_group", "localization_accuracy",
-    "max_f1", "mciou", "mean_ciou", "median_threshold", "minmax", "miou", "miou_per_batch", "peak_in_box", "peak_on_mask",
-    "precision_recall", "recall_at_k", "slavc_metrics", "success_curve",
+    "AUC_THRESHOLDS", "INSTANCE_NAMINGS", "count_instances", "instance_key", "instance_key_fn",
+    "naming_for_kind", "official_name", "vggss_official_name", "MCIOU_THRESHOLDS", "adaptive_threshold",
+    "auc", "average_precision", "ciou", "confidence", "cross_modal_recall", "f1_curve", "fraction_at_least",
+    "frame_f_curves", "frame_ious", "fscore", "fscore_per_batch", "group_cious", "iauc", "iiou",
+    "image_group", "localization_accuracy", "max_f1", "mciou", "mean_ciou", "median_threshold", "minmax",
+    "miou", "miou_per_batch", "peak_in_box", "peak_on_mask", "precision_recall", "recall_at_k",
+    "slavc_metrics", "success_curve",
 ]

@@ -103,7 +103,8 @@ def image_group(sample_id: str) -> str:
     return "_".join(base.split("_")[:-1])
 
 
-def group_cious(cious: Mapping[str, float], key: Callable[[str], str] = image_group) -> dict[str, list[float]]:
+def group_cious(cious: Mapping[str, float],
+                key: Callable[[str], str] = image_group) -> dict[str, list[float]]:
     """Group per-sample cIoUs {id: cIoU} by instance: {key(id): [cIoU, ...]} in first-seen order.
 
     The default `key` is the bare `short_name` rule, right for official file names (IS3 image
@@ -124,7 +125,8 @@ def iiou(groups: Mapping[str, Sequence[float]], threshold: float = 0.5) -> float
     """
     if not groups:
         return float("nan")
-    return float(np.mean([float(np.all(np.asarray(v, dtype=np.float64) >= threshold)) for v in groups.values()]))
+    return float(np.mean([float(np.all(np.asarray(v, dtype=np.float64) >= threshold))
+                          for v in groups.values()]))
 
 
 def iauc(groups: Mapping[str, Sequence[float]]) -> float:

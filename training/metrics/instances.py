@@ -8,9 +8,12 @@ which is the dataset's own file naming, not SoundLens's sample id:
 
 | naming | SoundLens id | name the official loop sees | key | instances |
 |---|---|---|---|---|
-| `vggss` | `YTID_000032` | `YTID_32000_42000.mp4` (`datasets_lvs.vgg_filename`; `datasets.py` without `.mp4`) | `YTID_32000` | one per clip |
-| `flickr` | `10000130166` | `10000130166.mp4` (`datasets_lvs`; `datasets.py`: `10000130166`) | `""` | one for the whole set |
-| `image` | `accordion_baby_10467_accordion` | `accordion_baby_10467_accordion.jpg` (IS3), `0d9u2CymIxc_1.png` (S4) | `accordion_baby_10467`, `0d9u2CymIxc` | one per image (IS3), per video (AVSBench) |
+| `vggss` | `YTID_000032` | `YTID_32000_42000.mp4` (`datasets_lvs.vgg_filename`; `datasets.py` without `.mp4`)
+    | `YTID_32000` | one per clip |
+| `flickr` | `10000130166` | `10000130166.mp4` (`datasets_lvs`; `datasets.py`: `10000130166`) | `""`
+    | one for the whole set |
+| `image` | `accordion_baby_10467_accordion` | `accordion_baby_10467_accordion.jpg` (IS3), `0d9u2CymIxc_1.png`
+    (S4) | `accordion_baby_10467`, `0d9u2CymIxc` | one per image (IS3), per video (AVSBench) |
 | `per_sample` | any | (no official loop) | the id | one per sample |
 
 Applying the rule to SoundLens's VGG-SS id instead (`YTID_000032` -> `YTID`) would merge the

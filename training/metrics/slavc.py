@@ -80,7 +80,8 @@ def max_f1(n_boxes: Sequence[int], cious: Sequence[float], confidences: Sequence
     return max(curve) if curve else float("nan")
 
 
-def localization_accuracy(n_boxes: Sequence[int], cious: Sequence[float], ciou_threshold: float = 0.5) -> float:
+def localization_accuracy(n_boxes: Sequence[int], cious: Sequence[float],
+                          ciou_threshold: float = 0.5) -> float:
     """SLAVC "Precision" (LocAcc): precision at θ = -1000 on the visible (sounding) subset.
 
     Equals the fraction of sounding samples with cIoU >= ciou_threshold (`finalize_stats`;

@@ -73,7 +73,8 @@ class SynthPairs(Dataset):
 def _write_item(out_dir: Path, seed: int, config: SceneConfig, i: int) -> dict:
     scene = item_scene(seed, i, config)
     name = item_id(i)
-    cv2.imwrite(str(out_dir / "frames" / f"{name}.jpg"), scene.frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cv2.imwrite(str(out_dir / "frames" / f"{name}.jpg"), scene.frame[..., ::-1],
+                [cv2.IMWRITE_JPEG_QUALITY, 95])
     sf.write(str(out_dir / "audio" / f"{name}.wav"), scene.waveform, scene.sample_rate, subtype="PCM_16")
     bbox = [] if scene.silent else [[round(float(c) / config.image_size, 6) for c in scene.box]]
     return {"file": name, "class": CLASSES[scene.label], "bbox": bbox}

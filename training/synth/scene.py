@@ -58,7 +58,8 @@ class SceneConfig:
         if (self.silent_prob > 0 or self.distractor_prob > 0) and self.max_objects >= pool:
             raise SoundLensError("silent scenes and distractors need a class off screen: lower max_objects")
         if not 0.02 <= self.scale[0] <= self.scale[1] <= 0.9:
-            raise SoundLensError(f"scale {self.scale} must be fractions of the image side, 0.02 <= lo <= hi <= 0.9")
+            raise SoundLensError(f"scale {self.scale} must be fractions of the image side, 0.02 <= "
+                                 "lo <= hi <= 0.9")
 
     def class_indices(self) -> np.ndarray:
         """Indices into `CLASSES` that scenes draw from. int64 [K]."""
@@ -92,7 +93,8 @@ class Scene:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where one object sits: class index, centre and radius in pixels, angle in radians, brightness factor."""
+    """Where one object sits: class index, centre and radius in pixels, angle in radians, brightness
+    factor."""
 
     cls: int
     cx: float
@@ -114,9 +116,11 @@ def place_objects(rng: np.random.Generator, classes: np.ndarray, config: SceneCo
         for attempt in range(40):
             radius = rng.uniform(lo, hi) * size / 2
             cx, cy = rng.uniform(radius, size - radius, size=2)
-            if all(np.hypot(cx - p.cx, cy - p.cy) >= (radius + p.radius) - config.max_overlap * min(radius, p.radius)
+            if all(np.hypot(cx - p.cx, cy - p.cy)
+                   >= (radius + p.radius) - config.max_overlap * min(radius, p.radius)
                    for p in placed):
-                placed.append(Placement(int(cls), cx, cy, radius, rng.uniform(0, 2 * np.pi), rng.uniform(0.85, 1.1)))
+                placed.append(Placement(int(cls), cx, cy, radius, rng.uniform(0, 2 * np.pi),
+                                        rng.uniform(0.85, 1.1)))
                 break
             if attempt % 10 == 9:  # crowded: allow smaller objects
                 hi = max(lo, hi * 0.85)

@@ -186,7 +186,8 @@ def background(rng: np.random.Generator, size: int) -> np.ndarray:
         if kind == 1:
             t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
         else:
-            t = 0.5 + 0.5 * np.sin(t * float(2 * np.pi * rng.uniform(3, 9)) + float(rng.uniform(0, 2 * np.pi)))
+            t = 0.5 + 0.5 * np.sin(t * float(2 * np.pi * rng.uniform(3, 9))
+                                   + float(rng.uniform(0, 2 * np.pi)))
         image = a.astype(np.float32) + t[..., None] * (b - a).astype(np.float32)
     image = image + rng.standard_normal((size, size, 1), dtype=np.float32) * np.float32(rng.uniform(2, 7))
     return np.clip(image, 0, 255, out=image).astype(np.float32, copy=False)

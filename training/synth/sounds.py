@@ -39,7 +39,8 @@ def _noise_spectrum(rng: np.random.Generator, n: int, sr: int):
 def _harmonics(t: np.ndarray, f0: np.ndarray | float, sr: int, partials, amps) -> np.ndarray:
     # f0 may vary over time (vibrato), so integrate it into a phase once, then multiply.
     # Wrapped to one turn it is exact enough in float32, where sin is several times faster.
-    phase = np.mod(np.cumsum(np.broadcast_to(f0, t.shape)) / sr, 1.0).astype(np.float32) * np.float32(2 * np.pi)
+    phase = (np.mod(np.cumsum(np.broadcast_to(f0, t.shape)) / sr, 1.0).astype(np.float32)
+             * np.float32(2 * np.pi))
     out = np.zeros(t.shape, np.float32)
     for k, a in zip(partials, amps):
         out += np.float32(a) * np.sin(np.float32(k) * phase)

@@ -65,7 +65,8 @@ class SynthVideo:
         speed: tuple[float, float] = (0.05, 0.2),
     ):
         if seconds <= 0 or fps <= 0 or round(seconds * fps) < 1:
-            raise SoundLensError(f"a video needs seconds > 0 and fps > 0 giving >= 1 frame (got {seconds} s at {fps} fps)")
+            raise SoundLensError(f"a video needs seconds > 0 and fps > 0 giving >= 1 frame (got {seconds} "
+                                 f"s at {fps} fps)")
         if seed < 0:
             raise SoundLensError(f"seed must be >= 0, got {seed}")
         self.seconds, self.fps, self.config, self.seed = float(seconds), float(fps), config, seed
@@ -78,11 +79,13 @@ class SynthVideo:
         # At least two objects where allowed: the point of a video is that the sounding one changes.
         k = int(rng.integers(min(max(config.min_objects, 2), config.max_objects), config.max_objects + 1))
         scale = (config.scale[0], max(config.scale[0], min(config.scale[1], 0.3)))
-        self.placements = place_objects(rng, rng.choice(pool, size=k, replace=False), replace(config, scale=scale))
+        self.placements = place_objects(rng, rng.choice(pool, size=k, replace=False),
+                                        replace(config, scale=scale))
         angles = rng.uniform(0, 2 * np.pi, size=len(self.placements))
         speeds = rng.uniform(*speed, size=len(self.placements)) * self.size
         self.velocity = np.stack([np.cos(angles), np.sin(angles)], 1) * speeds[:, None]  # pixels / s
-        self.spin = rng.uniform(0.2, 1.0, size=len(self.placements)) * rng.choice([-1, 1], size=len(self.placements))
+        self.spin = (rng.uniform(0.2, 1.0, size=len(self.placements))
+                     * rng.choice([-1, 1], size=len(self.placements)))
         self.background = background(rng, self.size)
         self.classes = [p.cls for p in self.placements]
         self.segments = self._schedule(rng, segment, gap_prob, np.setdiff1d(pool, self.classes))
@@ -142,7 +145,8 @@ class SynthVideo:
             cx = reflect(p.cx + self.velocity[i, 0] * t, p.radius, self.size - p.radius)
             cy = reflect(p.cy + self.velocity[i, 1] * t, p.radius, self.size - p.radius)
             angle = p.angle + self.spin[i] * t
-            boxes.append(draw_object(image, ids, i, SPECS[p.cls], float(cx), float(cy), p.radius, angle, p.brightness))
+            boxes.append(draw_object(image, ids, i, SPECS[p.cls], float(cx), float(cy), p.radius,
+                                     angle, p.brightness))
         frame = np.clip(image + 0.5, 0, 255).astype(np.uint8)
         self._cached = (index, frame, boxes)
         return frame, boxes
@@ -216,7 +220,8 @@ def write_video(
             container.mux(vstream.encode(vframe))
             frames.append(video.truth(i))
             # Audio up to the end of this frame, so the muxer sees both streams in time order.
-            upto = samples.size if i == video.n_frames - 1 else min(int(round((i + 1) / fps * sr)), samples.size)
+            upto = (samples.size if i == video.n_frames - 1
+                    else min(int(round((i + 1) / fps * sr)), samples.size))
             if upto > sent:
                 aframe = av.AudioFrame.from_ndarray(samples[None, sent:upto], format="flt", layout="mono")
                 aframe.sample_rate, aframe.pts, aframe.time_base = sr, sent, Fraction(1, sr)
