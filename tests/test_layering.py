@@ -59,6 +59,19 @@ def test_library_packages_import_only_downwards(package):
     assert not bad, "imports against the layering:\n" + "\n".join(bad)
 
 
+@pytest.mark.parametrize("package", (*LIBRARY, "tools"))
+def test_no_function_is_longer_than_60_lines(package):
+    """Small pieces (issue 12): every function of the shipped packages fits on a screen."""
+    long = []
+    for path in sorted((REPO / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            function = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            if function and node.end_lineno - node.lineno >= 60:
+                long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} "
+                            f"({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, "split these functions:\n" + "\n".join(long)
+
+
 def test_code_imports_soundlens_names_only():
     """Every import of a SoundLens module goes through `soundlens.` (a bare `import models` would
     pick up whatever `models` package comes first on sys.path)."""

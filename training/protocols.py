@@ -267,6 +267,13 @@ def _upsample_grouped(ids: list[str], maps: Mapping[str, np.ndarray],
     return out
 
 
+def _ciou_summary(values: list[float]) -> dict:
+    """n, cIoU (fraction >= 0.5), AUC, mean cIoU, mcIoU and the number of undefined (NaN) cIoUs."""
+    return {"n": len(values), "cIoU": metrics.fraction_at_least(values), "AUC": metrics.auc(values),
+            "mean_cIoU": metrics.mean_ciou(values), "mcIoU": metrics.mciou(values),
+            "n_undefined": int(np.isnan(values).sum()) if values else 0}
+
+
 def pointing_hits(maps: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray | None],
                   protocol: Protocol) -> dict[str, bool]:
     """The pointing game per sounding sample: is the peak of the map, upsampled with the protocol's
@@ -354,13 +361,8 @@ def score_maps(maps: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray | No
             n_boxes.append(0 if gt is None else 1)
             confs.append(metrics.confidence(scores))
             conf_cious.append(cious[sample_id] if gt is not None else 0.0)
-    values = list(cious.values())
-    report = {
-        "protocol": protocol.name, "n": len(values), "cIoU": metrics.fraction_at_least(values),
-        "AUC": metrics.auc(values), "mean_cIoU": metrics.mean_ciou(values), "mcIoU": metrics.mciou(values),
-        "n_undefined": int(np.isnan(values).sum()) if values else 0, "ogl": object_maps is not None,
-        "n_silent": n_silent,
-    }
+    report = {"protocol": protocol.name, **_ciou_summary(list(cious.values())),
+              "ogl": object_maps is not None, "n_silent": n_silent}
     if "adaptive" in protocol.extras:
         report.update(cIoU_adap=metrics.fraction_at_least(adaptive.values()),
                       AUC_adap=metrics.auc(adaptive.values()), per_sample_adap=adaptive)
