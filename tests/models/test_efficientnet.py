@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from soundlens.models import efficientnet
-from soundlens.models.encoders import build_encoder, cell_geometry
+from soundlens.models.encoders import build_encoder
 from soundlens.models.errors import SoundLensError
 from soundlens.models.images import prepare_images
 from soundlens.models.presets import image_preset
@@ -39,21 +39,6 @@ def test_build_encoder_gives_imagenet_images_and_random_audio():
     assert img.out_channels == 1280
     assert img(torch.zeros(2, 3, 224, 224)).shape == (2, 1280, 7, 7)
     assert aud(torch.zeros(2, 1, 257, 200)).shape == (2, 1280, 9, 7)  # odd sizes: TF "same" rounds up
-
-
-def test_cell_geometry_is_where_the_receptive_fields_are_centred():
-    trunk = efficientnet.EfficientNetLite0().eval()
-    stride, offset = cell_geometry(trunk)
-    assert stride == 32
-    # The centre of the input region that moves output cell (j, j): from the gradient's support, on an
-    # input large enough that the field is not clipped by the border.
-    torch.manual_seed(0)
-    x = torch.randn(1, 3, 1024, 1024, requires_grad=True)
-    j = 16
-    trunk(x)[0, :, j, j].sum().backward()
-    support = x.grad[0].abs().sum(0).nonzero()
-    lo, hi = support.min(0).values.float(), support.max(0).values.float()
-    assert ((lo + hi + 1) / 2).tolist() == [stride * j + offset] * 2
 
 
 def test_missing_wheel_names_the_install(monkeypatch):
