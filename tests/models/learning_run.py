@@ -91,15 +91,21 @@ def cached_pairs(n: int, seed: int, scene: dict):
     from soundlens.training.synth.pairs import SynthPairs
 
     folder = os.environ.get("SOUNDLENS_PAIRS_CACHE")
+    if not folder:
+        return InMemory(SynthPairs(n, seed=seed, config=SceneConfig(**scene)))
+    from filelock import FileLock  # a torch dependency
+
     key = hashlib.sha256(json.dumps([n, seed, scene], sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(folder) / f"pairs-{key}.pt" if folder else None
-    if path is not None and path.is_file():
-        data = InMemory([])
-        data.items = torch.load(path, weights_only=True)  # a file this suite wrote: tensors and scalars only
-        return data
-    data = InMemory(SynthPairs(n, seed=seed, config=SceneConfig(**scene)))
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(folder) / f"pairs-{key}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Runs started side by side need the same scenes: one generates them, the others wait and read.
+    with FileLock(str(path.with_suffix(".lock"))):
+        if path.is_file():
+            data = InMemory([])
+            # a file this suite wrote: tensors and scalars only
+            data.items = torch.load(path, weights_only=True)
+            return data
+        data = InMemory(SynthPairs(n, seed=seed, config=SceneConfig(**scene)))
         part = path.with_suffix(f".{os.getpid()}.part")
         torch.save(data.items, part)
         os.replace(part, path)
