@@ -25,11 +25,11 @@ REPO = Path(__file__).resolve().parents[2]
 TRAIN_PAIRS = 2000
 HELDOUT_PAIRS, HELDOUT_SEED = 300, 10_000
 EPOCHS, BATCH = 3, 32  # Adam at each method's short-run lr and schedule (its Recipe)
-# The default suite's methods train 2 epochs (124 steps) to shorten `make test`. Measured with the
-# border-cell fix (docs/benchmarks.md#learning-robustness): seed 0 scores 0.88-0.95 (ezvsl) and
-# 0.97-0.99 (lvs) natively and under the "default" profile; the full seed x profile x threads
-# matrix at this budget is `make test-robust`. The @slow methods keep 3.
-SHORTER_EPOCHS = {"ezvsl": 2, "lvs": 2}
+# LVS trains 2 epochs (124 steps) to shorten `make test`: 0.97-0.99 at 2 epochs with the border-cell
+# fix (docs/benchmarks.md#learning-robustness). EZ-VSL keeps 3: at 2 epochs seed 1 scored 0.74-0.77,
+# too near the 0.70 bar for other processors. `make test-robust` runs the seed x profile x threads
+# matrix at these budgets; the @slow methods keep 3.
+SHORTER_EPOCHS = {"lvs": 2}
 # Options of these runs only, on top of the method's short-run options (its Recipe). The procedural clips are
 # 3 s long; LVS's own preset tiles them to 10 s (the same sound 3.3 times: 3.4x the audio compute, the same
 # information), so its learning runs take the 3-s spectrogram of the EZ-VSL preset.
