@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from soundlens.models.encoders import build_encoder, load_pretrained
 from soundlens.models.errors import SoundLensError
 from soundlens.models.frontends import AudioFrontend
+from soundlens.models.geometry import for_model
 from soundlens.models.images import prepare_images
 from soundlens.models.presets import audio_preset, image_preset
 from torch import nn
@@ -135,8 +136,6 @@ class SoundLocalizer(nn.Module):
         """Where cell (r, c) of this model's `map_hw` map looks on a `frame_hw` (height, width) frame:
         a `models.geometry.CellCentres` (the receptive-field centre of the image trunk's cell, through
         the image preset's resize and crop; not the middle of the cell's block)."""
-        from soundlens.models.geometry import for_model
-
         return for_model(self, frame_hw, map_hw)
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import os
 import struct
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from soundlens.models.errors import SoundLensError
 from soundlens.models.presets import preset_dict
+from soundlens.models.pretrained import cached_path, pull_command, releases
 from soundlens.models.registry import create, method_entry
 
 FORMAT = "soundlens.checkpoint"
@@ -25,8 +28,6 @@ _MAX_HEADER = 100 * 1024 * 1024
 
 def soundlens_version() -> str:
     try:
-        from importlib.metadata import version
-
         return version("soundlens")
     except Exception:
         return "0+unknown"
@@ -44,8 +45,6 @@ def describe(model) -> dict:
 
 def save(model, path: str | Path, trained_on: dict | None = None) -> Path:
     """Write `model` to a .safetensors file (atomically) that `load` rebuilds from alone."""
-    from safetensors.torch import save_file
-
     info = describe(model)
     metadata = {
         "format": FORMAT,
@@ -109,8 +108,6 @@ def resolve(name_or_path: str | Path) -> Path:
     shipped = WEIGHTS_DIR / f"{name_or_path}.safetensors"
     if shipped.is_file():
         return shipped
-    from soundlens.models.pretrained import cached_path, pull_command, releases
-
     if str(name_or_path) in releases():
         pulled = cached_path(str(name_or_path))
         if pulled.is_file():
@@ -129,8 +126,6 @@ def resolve(name_or_path: str | Path) -> Path:
 
 def load(name_or_path: str | Path, device: str | torch.device | None = None):
     """Rebuild a model from a SoundLens checkpoint alone (method, config and weights), in eval mode."""
-    from safetensors.torch import load_file
-
     path = resolve(name_or_path)
     _, meta = read_header(path)
     if meta.get("format") != FORMAT:

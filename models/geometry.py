@@ -101,7 +101,7 @@ def cell_centres(frame_hw: tuple[int, int], map_hw: tuple[int, int], preset,
 def for_model(model, frame_hw: tuple[int, int], map_hw: tuple[int, int]) -> CellCentres:
     """`cell_centres` for a SoundLens model: its image preset and its image trunk (`imgnet`) when it
     has one."""
-    from soundlens.models.encoders import cell_geometry
+    from soundlens.models.encoders import cell_geometry  # torch: realtime.wire imports this module
 
     trunk = getattr(model, "imgnet", None)
     return cell_centres(frame_hw, map_hw, model.image_preset,

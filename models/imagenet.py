@@ -16,7 +16,9 @@ import re
 from pathlib import Path
 from urllib.parse import urlparse
 
+from soundlens.models.download import download
 from soundlens.models.errors import SoundLensError
+from soundlens.models.pretrained import _locked, home, sha256_of
 
 # torchvision/models/resnet.py IMAGENET1K_V1
 RESNET18_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
@@ -57,9 +59,6 @@ def resnet18_file(url: str, quiet: bool = False) -> Path:
 
     Downloaded once, under a lock, to a partial file that becomes the cache entry only after its sha256
     matched the name's prefix; a wrong file is deleted and leaves no entry."""
-    from soundlens.models.download import download
-    from soundlens.models.pretrained import _locked, home, sha256_of
-
     name = Path(urlparse(url).path).name
     match = _HASH_IN_NAME.search(name)
     if not match:

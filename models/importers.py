@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from soundlens.models.checkpoint import save
 from soundlens.models.errors import SoundLensError
-from soundlens.models.registry import create
+from soundlens.models.registry import available, create, method_entry
 
 CONTAINERS = ("model", "model_state_dict", "state_dict")  # §7.3
 PREFIXES = ("module.", "model.")  # DDP / DataParallel, Lightning (§7.3)
@@ -59,8 +59,6 @@ class OfficialSource:
 def official_sources() -> dict[str, OfficialSource]:
     """Every official release SoundLens imports, by name: the `OFFICIAL` sources each method file
     registers with `register_method` (like timm's `default_cfgs` next to each model)."""
-    from soundlens.models.registry import available, method_entry
-
     return {name: src for m in available() for name, src in method_entry(m).official.items()}
 
 

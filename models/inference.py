@@ -20,9 +20,11 @@ import warnings
 from pathlib import Path
 
 import torch
+from soundlens.models.base import SoundLocalizer
 from soundlens.models.errors import SoundLensError
 from soundlens.models.frontends import AudioFrontend
 from soundlens.models.maps import minmax
+from soundlens.models.pretrained import home
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -131,8 +133,6 @@ def onnx_path(model: nn.Module, checkpoint: str | Path | None = None) -> Path:
         folder = checkpoint.parent
         if _writable(folder):
             return folder / f"{checkpoint.stem}.{file_hash(checkpoint)[:16]}.torch{torch_tag}.onnx"
-    from soundlens.models.pretrained import home
-
     return (home() / "onnx"
             / f"{getattr(model, 'method', 'model')}.{state_hash(model)[:16]}.torch{torch_tag}.onnx")
 
@@ -213,7 +213,7 @@ def _on_cuda(model: nn.Module) -> bool:
 
 def _ort():
     try:
-        import onnxruntime
+        import onnxruntime  # the optional onnx extra, only for --backend onnxruntime
     except ImportError:
         raise SoundLensError("the onnxruntime backend needs ONNX Runtime: pip install "
                              "'soundlens[onnx]'") from None
@@ -292,8 +292,6 @@ def for_inference(model: nn.Module, backend: str = "eager", *, device: torch.dev
     if backend not in BACKENDS:
         raise SoundLensError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
     device = torch.device(device)
-    from soundlens.models.base import SoundLocalizer
-
     if not isinstance(model, SoundLocalizer):  # an object that only follows the contract: served as it is
         return model.to(device).eval()
     try:

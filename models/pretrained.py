@@ -16,7 +16,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from soundlens.models.download import download
 from soundlens.models.errors import SoundLensError
+from soundlens.models.registry import available, method_entry
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,6 @@ class PretrainedRelease:
 
 def releases() -> dict[str, PretrainedRelease]:
     """Every release the method files register, by name."""
-    from soundlens.models.registry import available, method_entry
-
     return {r.name: r for m in available() for r in method_entry(m).pretrained}
 
 
@@ -79,7 +79,7 @@ def pull_command(name: str) -> str:
 def _locked(name: str, doing: str | None = None):
     """An exclusive lock per release name (fcntl: released by the kernel if the process dies).
     `doing` names what the holder does, for the waiting message (default: a pull of `name`)."""
-    import fcntl
+    import fcntl  # POSIX only: keeps this module importable elsewhere
 
     path = home() / "locks" / f"{name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,8 +125,7 @@ def pull(name: str, src: str | Path | None = None, url: str | None = None, force
     its partial file, and the next pull of the same URL resumes it; a file that turns out to be wrong
     (a web page, a hash mismatch, unreadable or truncated) is deleted.
     """
-    from soundlens.models.download import download
-    from soundlens.models.importers import import_official
+    from soundlens.models.importers import import_official  # torch; cycle: importers -> checkpoint -> here
 
     rel = release(name)
     out = cached_path(name)

@@ -7,6 +7,7 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import soundlens.models
 from soundlens.models.errors import SoundLensError
 
 
@@ -63,8 +64,6 @@ def register_method(name: str, config_cls: type, summary: str = "", paper: str =
 def _builtin() -> None:
     """Register the built-in methods before a lookup: `soundlens.models` loads them lazily, so a
     caller that imports this module directly must not see an empty registry."""
-    import soundlens.models
-
     soundlens.models.load_methods()
 
 

@@ -23,6 +23,7 @@ minmax(reference map)|; the reference is the eager float32 model.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import platform
 import resource
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from soundlens import models
 from soundlens.models.devices import describe_device, pick_device
 from soundlens.models.errors import SoundLensError
 from soundlens.models.frontends import AudioFrontend
@@ -181,8 +183,6 @@ def _trunk_timer(model, device: torch.device):
 def _reference(model) -> object:
     """The unoptimised path on the same weights: the model as built, its front-end building windows
     per call. A shallow copy shares the weights; only the front-end attribute differs."""
-    import copy
-
     ref = copy.copy(model)
     ref.__dict__ = dict(model.__dict__)
     ref.frontend = AudioFrontend(model.audio_preset, cache=False)
@@ -212,8 +212,6 @@ def _forms(model, config: SpeedConfig, device: torch.device) -> tuple[list[_Form
 
 
 def bench_method(method: str, batch: int, config: SpeedConfig, on_row=None) -> list[dict]:
-    from soundlens import models
-
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     model = calibrate_batchnorm(models.create(method, **config.options).to(device))
