@@ -23,9 +23,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from soundlens import models
 from soundlens.models.devices import pick_device
 from soundlens.models.errors import SoundLensError
 from soundlens.models.jsonable import jsonable
+from soundlens.training import metrics, protocols
+from soundlens.training.data import eval_data
+from soundlens.training.engine import TrainConfig, annotations_of, predict, retrieval_report, score_annotated
+from soundlens.training.main import train
+from soundlens.training.metrics import AUC_THRESHOLDS
+from soundlens.training.params import RunConfig, short_run_lr, short_run_options, short_run_schedule
 
 # The same colours for a method in every plot (RGB).
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
@@ -79,10 +87,6 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
 
     With several seeds, each seed's runs go to OUT/seed<S>/ and every metric is reported as mean,
     sample standard deviation and minimum over the seeds (`results[i]["spread"]`)."""
-    import torch
-    from soundlens import models
-    from soundlens.training.data import eval_data
-
     if not cfg.methods:
         raise SoundLensError("--methods is empty; name at least one method (see 'soundlens models')")
     for m in cfg.methods:
@@ -121,12 +125,6 @@ def run_accuracy(cfg: AccuracyConfig) -> dict:
 
 def _run_methods(cfg: AccuracyConfig, test, gallery_items: list[dict], out: Path):
     """Train and score every method with `cfg.seed`; (result rows, gallery maps, annotations)."""
-    from soundlens import models
-    from soundlens.training import protocols
-    from soundlens.training.engine import TrainConfig, annotations_of, predict
-    from soundlens.training.main import train
-    from soundlens.training.params import RunConfig, short_run_lr, short_run_options, short_run_schedule
-
     proto = protocols.get(cfg.protocol)
     results, gallery_maps, ann = [], {}, None
     for k, method in enumerate(cfg.methods):
@@ -164,9 +162,6 @@ def _run_methods(cfg: AccuracyConfig, test, gallery_items: list[dict], out: Path
 
 
 def _score_row(method, options, lr, cfg, pred, ann, proto, source) -> dict:
-    from soundlens.training import metrics
-    from soundlens.training.engine import retrieval_report, score_annotated
-
     report = score_annotated(ann, pred.maps, proto, maps_source=source)
     retrieval = retrieval_report(pred, ann, [i for i in ann.ids if i in pred.maps]) or {}
     row = {
@@ -297,17 +292,15 @@ def markdown_table(doc: dict) -> str:
 def plot_success(results: list[dict], path: Path) -> Path:
     """Success rate (fraction of samples with cIoU >= t) against the threshold t, one line per method;
     with the adaptive (area-matched) threshold when every method has it, the informative one here."""
-    from soundlens.training.metrics import AUC_THRESHOLDS
-
     x = np.asarray(AUC_THRESHOLDS)
     adaptive = bool(results) and all("success_curve_adap" in r for r in results)
     curve, auc_key = ("success_curve_adap", "AUC_adap") if adaptive else ("success_curve", "AUC")
     title = "Success rate vs cIoU threshold" + (" (adaptive)" if adaptive else "")
     try:
-        import matplotlib
+        import matplotlib  # optional, not a dependency: without it cv2 draws the plot
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # only after use('Agg')
     except ImportError:
         return _plot_success_cv2(results, x, path, curve, auc_key, title)
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
@@ -325,7 +318,7 @@ def plot_success(results: list[dict], path: Path) -> Path:
 
 def _plot_success_cv2(results: list[dict], x: np.ndarray, path: Path, curve: str, auc_key: str,
                       title: str) -> Path:
-    import cv2
+    import cv2  # cv2 only to draw figures
 
     w, h, left, right, top, bottom = 640, 480, 70, 20, 40, 60
     img = np.full((h, w, 3), 255, np.uint8)
@@ -362,6 +355,7 @@ def _plot_success_cv2(results: list[dict], x: np.ndarray, path: Path, curve: str
 def draw_gallery(items: list[dict], ann, maps_by_method: dict[str, list[np.ndarray]], path: Path,
                  cell: int = 160) -> Path:
     """A grid: the test frames with their GT box (first row), then one row of heatmap overlays per method."""
+    # cv2, realtime's painter and the datasets (PyAV) only to draw the gallery
     import cv2
     from soundlens.realtime.overlay import OverlayPainter
     from soundlens.realtime.peaks import normalise

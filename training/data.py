@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from soundlens.models.errors import SoundLensError
+from soundlens.training.neighbours import ConceptualPositives, NeighbourIndex
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 DEFAULT_PROCEDURAL_N = 2000
@@ -53,7 +54,7 @@ class DataSpec:
     annotations: Path | None = None
 
     def scene_config(self):
-        from soundlens.training.synth import SceneConfig
+        from soundlens.training.synth import SceneConfig  # synth (cv2, scipy, PyAV) only for procedural data
 
         return SceneConfig(image_size=self.image_size, min_objects=self.min_objects,
                            max_objects=self.max_objects, silent_prob=self.silent_prob,
@@ -152,7 +153,7 @@ class ProceduralClips(Dataset):
     """SynthPairs items without the per-pixel mask (not needed to train or score)."""
 
     def __init__(self, spec: DataSpec):
-        from soundlens.training.synth import SynthPairs
+        from soundlens.training.synth import SynthPairs  # synth (cv2, scipy, PyAV): procedural data only
 
         self.spec = spec
         self.pairs = SynthPairs(spec.n, seed=spec.seed, config=spec.scene_config())
@@ -170,7 +171,7 @@ class FolderClips(Dataset):
     """Clips of a prepared folder (`AudioVisualFolder`), optionally restricted to `ids`."""
 
     def __init__(self, spec: DataSpec, ids: list[str] | None = None):
-        from soundlens.training.datasets import AudioVisualFolder
+        from soundlens.training.datasets import AudioVisualFolder  # datasets (PyAV): prepared folders only
 
         self.spec = spec
         self.folder = AudioVisualFolder(spec.root, spec.list_file)
@@ -266,8 +267,6 @@ def train_data(spec: DataSpec | str, global_batch: int, rank: int = 0, world_siz
     per_rank = global_batch // world_size
     dataset = build_dataset(spec)
     if neighbours is not None:
-        from soundlens.training.neighbours import ConceptualPositives, NeighbourIndex
-
         dataset = ConceptualPositives(dataset, NeighbourIndex.load(neighbours))
     if len(dataset) < global_batch:
         raise SoundLensError(f"{spec.text} has {len(dataset)} clips, fewer than --batch-size {global_batch}; "
@@ -303,7 +302,7 @@ def eval_data(spec: DataSpec | str, allow_missing: bool = False) -> EvalData:
     if spec.annotations is None:
         raise SoundLensError(f"{spec.root} has no annotations (annotations.json or one VGG-SS-format JSON); "
                              f"pass them as '{spec.root},ann=FILE'")
-    from soundlens.training.datasets import load_annotations
+    from soundlens.training.datasets import load_annotations  # datasets (PyAV): annotated folders only
 
     ann = load_annotations(spec.annotations, warn=False)
     clips = FolderClips(spec, ids=[i for i in ann.ids])
@@ -319,7 +318,7 @@ def eval_data(spec: DataSpec | str, allow_missing: bool = False) -> EvalData:
 def procedural_records(batch: dict, image_size: int) -> list[dict]:
     """VGG-SS-format records {file, class, bbox} of a collated procedural batch, as `write_pairs`
     writes them (boxes normalised by the frame side and rounded to 6 decimals; [] when silent)."""
-    from soundlens.training.synth import CLASSES
+    from soundlens.training.synth import CLASSES  # synth (cv2, scipy, PyAV): procedural batches only
 
     out = []
     boxes = np.asarray(batch["box"], dtype=np.float64)

@@ -101,7 +101,7 @@ def gather_features(features: torch.Tensor, rank: int, world_size: int,
         raise SoundLensError(f"gather_features with world_size {world_size} needs torch.distributed; "
                              "launch with torchrun")
     if with_grad:
-        import torch.distributed.nn.functional as dist_nn
+        import torch.distributed.nn.functional as dist_nn  # multi-process runs only
 
         return torch.cat(dist_nn.all_gather(features.contiguous()), dim=0)
     parts = [torch.empty_like(features) for _ in range(world_size)]

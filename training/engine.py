@@ -20,10 +20,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from soundlens.models.errors import SoundLensError
+from soundlens.training import protocols
+from soundlens.training.data import collate_clips, procedural_records
+from soundlens.training.metrics import cross_modal_recall
 from soundlens.training.metrics.pointing import peak_in_box
 from soundlens.training.params import TrainConfig
+from soundlens.training.reproducibility import set_deterministic
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 
 def scheduled_lr(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -97,8 +102,6 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, log: Callable
     `model` is a method model, an `Objective`, or DDP around one. `log` gets a record per step
     (every `config.log_every` steps plus the last one). `progress` shows a tqdm bar.
     """
-    from tqdm import tqdm
-
     inner = unwrap(model)
     model.train()
     device = next(inner.parameters()).device
@@ -159,8 +162,6 @@ def fit(model, dataset: Dataset, config: TrainConfig,
     The in-process helper tests and notebooks use; `soundlens.training.main` is the full trainer
     (checkpoints, validation, DDP).
     """
-    from soundlens.training.reproducibility import set_deterministic
-
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     set_deterministic(config.deterministic)
     try:
@@ -170,8 +171,6 @@ def fit(model, dataset: Dataset, config: TrainConfig,
 
 
 def _fit(model, dataset: Dataset, config: TrainConfig, log) -> list[dict]:
-    from soundlens.training.data import collate_clips
-
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
@@ -232,9 +231,6 @@ def predict(model, dataset: Dataset, batch_size: int = 32, embed: bool = True, w
             progress: bool = False) -> Predictions:
     """Native heatmaps (float32, as `model.heatmap` returns them) and, with `embed`, the
     retrieval embeddings of every clip. Runs in float32 (no autocast) so maps are reproducible."""
-    from soundlens.training.data import collate_clips, procedural_records
-    from tqdm import tqdm
-
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                         collate_fn=collate_clips)
@@ -265,8 +261,6 @@ def score_annotated(ann, maps: Mapping[str, np.ndarray], protocol, object_maps: 
     pointing-game hit rate. Samples are taken in annotation order, so the report does not depend
     on where the maps came from (a model run or an .npz). Non-sounding (box-less) samples get a
     None GT, as `score_maps` expects."""
-    from soundlens.training import protocols
-
     have = [i for i in ann.ids if i in maps and (object_maps is None or i in object_maps)]
     have_set = set(have)
     missing = [i for i in ann.ids if i not in have_set]
@@ -291,8 +285,6 @@ def score_annotated(ann, maps: Mapping[str, np.ndarray], protocol, object_maps: 
 def retrieval_report(pred: Predictions, ann, ids: list[str]) -> dict | None:
     """Cross-modal R@1/5/10 (a->i, i->a; official_repos.md §3.7) over the sounding `ids` that
     have a class label; None when there are no embeddings, labels, or fewer than 2 classes."""
-    from soundlens.training.metrics import cross_modal_recall
-
     if pred.image_emb is None:
         return None
     silent = set(ann.silent)
@@ -311,7 +303,7 @@ def annotations_of(data, pred: Predictions):
     """The `AnnotationSet` of an `EvalData`: its own, or one built from procedural records."""
     if data.annotations is not None:
         return data.annotations
-    from soundlens.training.datasets import vggss_from_list
+    from soundlens.training.datasets import vggss_from_list  # datasets (PyAV): procedural records only
 
     return vggss_from_list(pred.records, source=data.spec.text, warn=False)
 
@@ -324,8 +316,6 @@ def evaluate(model, data, protocol: str = "ezvsl", batch_size: int = 32, workers
     ...) plus `retrieval` (R@K dict or None). `report["predictions"]` is not included; call
     `predict` + `score_annotated` to keep the maps.
     """
-    from soundlens.training import protocols
-
     proto = protocols.get(protocol)
     pred = predict(model, data.dataset, batch_size=batch_size, embed=retrieval, workers=workers,
                    progress=progress)

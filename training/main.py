@@ -24,8 +24,15 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from soundlens import models
+from soundlens.models.checkpoint import read_header
 from soundlens.models.errors import EXIT_USER_ERROR, SoundLensError
+from soundlens.models.imagenet import image_weights_path
 from soundlens.models.jsonable import jsonable
+from soundlens.models.registry import make_config
+from soundlens.training.data import eval_data, parse_spec, spec_summary, train_data
 from soundlens.training.distributed import (
     DistEnv,
     barrier,
@@ -35,6 +42,7 @@ from soundlens.training.distributed import (
     make_gather,
 )
 from soundlens.training.engine import Objective, evaluate, make_optimizer, train_one_epoch, unwrap
+from soundlens.training.neighbours import INDEX_NAME
 from soundlens.training.params import RunConfig, config_from_args, parse_args
 from soundlens.training.reproducibility import numerics, set_deterministic
 
@@ -57,7 +65,8 @@ class RunLogger:
             return
         self._file = (out / "log.jsonl").open("a", encoding="utf-8")
         if tensorboard:
-            try:  # optional: torch's writer needs the tensorboard package
+            try:
+                # optional: torch's writer needs the tensorboard package
                 from torch.utils.tensorboard import SummaryWriter
 
                 self._tb = SummaryWriter(str(out / "tensorboard"))
@@ -95,8 +104,6 @@ class RunLogger:
 # --- resume state: tensors in safetensors, everything else as JSON metadata --------------------
 def save_state(path: Path, model, optimizer, info: dict) -> None:
     """Model + optimizer state for --resume, written atomically; never pickled (safetensors)."""
-    from safetensors.torch import save_file
-
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     sd = optimizer.state_dict()
     scalars: dict[str, dict] = {}
@@ -116,10 +123,6 @@ def save_state(path: Path, model, optimizer, info: dict) -> None:
 
 def load_state(path: Path, model, optimizer) -> dict:
     """Restore what `save_state` wrote into `model` and `optimizer`; returns the info dict."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-    from soundlens.models.checkpoint import read_header
-
     _, meta = read_header(path)
     if meta.get("format") != STATE_FORMAT:
         raise SoundLensError(f"{path} is not a SoundLens training state; remove it or choose another --out")
@@ -188,8 +191,6 @@ def _neighbour_index(config: RunConfig, spec, model) -> Path | None:
                                  "data neighbours'")
         return path
     if model.uses_neighbours and spec.kind != "procedural":
-        from soundlens.training.neighbours import INDEX_NAME
-
         path = Path(spec.root) / INDEX_NAME
         return path if path.is_file() else None
     return None
@@ -207,8 +208,6 @@ def _val_data(config: RunConfig, train_spec):
     """The validation set; every rank builds it (cheap: datasets are lazy) so a bad --val fails on
     all ranks alike instead of leaving the others waiting at a barrier. Annotated clips whose
     files are missing are left out (a partly downloaded test set still validates)."""
-    from soundlens.training.data import eval_data, parse_spec
-
     if config.val:
         return eval_data(parse_spec(config.val), allow_missing=True)
     if train_spec.kind == "procedural":
@@ -219,9 +218,6 @@ def _val_data(config: RunConfig, train_spec):
 def _method_options(config: RunConfig) -> dict:
     """models.create's options, with --image-weights (or the config file's `pretrained_image`, which
     takes the same values) resolved to a local file: "imagenet" downloads torchvision's once."""
-    from soundlens.models.imagenet import image_weights_path
-    from soundlens.models.registry import make_config
-
     options = config.method_options()
     spec = config.image_weights if config.image_weights is not None else options.get("pretrained_image")
     if spec is not None:
@@ -249,9 +245,6 @@ def train(config: RunConfig) -> dict:
 
 
 def _train(config: RunConfig, env: DistEnv) -> dict:
-    from soundlens import models
-    from soundlens.training.data import parse_spec, train_data
-
     t = config.train
     out = config.out_dir
     resuming = _check_resume(config, out)
@@ -293,8 +286,6 @@ def _train(config: RunConfig, env: DistEnv) -> dict:
 
 def _resume_info(config: RunConfig, env: DistEnv, out: Path, resuming: bool, model, optimizer) -> dict:
     """The run's state so far: epoch, best, history and step count from resume.safetensors, or a new run's."""
-    from soundlens import models
-
     if not resuming:
         if config.resume:
             _say(env, f"nothing to resume in {out}; starting a new run")
@@ -307,9 +298,6 @@ def _resume_info(config: RunConfig, env: DistEnv, out: Path, resuming: bool, mod
 
 def _announce(config: RunConfig, env: DistEnv, spec, model, resumed: dict | None, data, val, logger) -> None:
     """config.json, the log's start record and the console lines that say what this run is."""
-    from soundlens import models
-    from soundlens.training.data import spec_summary
-
     t, out = config.train, config.out_dir
     run_numerics = numerics(t.seed)
     if env.is_master:
@@ -338,8 +326,6 @@ def _announce(config: RunConfig, env: DistEnv, spec, model, resumed: dict | None
 def _epochs(config: RunConfig, env: DistEnv, spec, model, optimizer, ddp, data, val, logger, info: dict):
     """The remaining epochs: train, then (rank 0) validate, save and log each. -> (history, best,
     global_step)."""
-    from soundlens import models
-
     t, out = config.train, config.out_dir
     current = models.describe(model)["config"]
     history: list[dict] = list(info["history"])
@@ -389,9 +375,6 @@ def _write_rank_debug(out: Path, env: DistEnv, model, ids: dict, losses: dict, g
 
 def _validate_and_save(config, model, val, epoch, best, global_step, spec, out):
     """Rank 0: validate, write latest (always) and best (when improved). Returns (val metrics, improved)."""
-    from soundlens import models
-    from soundlens.training.data import spec_summary
-
     metrics = None
     if val is not None:
         report = evaluate(model, val, protocol=config.protocol, batch_size=32, retrieval=True,

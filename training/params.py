@@ -15,7 +15,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from soundlens import models
 from soundlens.models.errors import SoundLensError
+from soundlens.models.registry import method_entry
+from soundlens.training import protocols
 
 
 @dataclass
@@ -42,8 +45,6 @@ class TrainConfig:
 
 def recipe(method: str):
     """The method's `models.registry.Recipe` (declared in its own file)."""
-    from soundlens.models.registry import method_entry
-
     return method_entry(method).recipe
 
 
@@ -161,8 +162,6 @@ def build_config(values: dict, config_file: str | Path | None = None) -> RunConf
     _check_keys(cli, "options")
     layered.update(cli)
     method = layered.get("method", RunConfig.method)
-    from soundlens.models.registry import method_entry
-
     method_entry(method)  # unknown method: a SoundLensError listing the registered ones
     train_values = {**recipe(method).train, **{k: v for k, v in layered.items() if k in _TRAIN_FIELDS}}
     run_values = {k: v for k, v in layered.items() if k in _RUN_FIELDS}
@@ -182,8 +181,6 @@ def validate(config: RunConfig) -> None:
         raise SoundLensError(f"--lr must be > 0, got {t.lr}")
     if t.num_workers < 0:
         raise SoundLensError(f"--workers must be >= 0, got {t.num_workers}")
-    from soundlens.training import protocols
-
     if config.protocol not in protocols.available():
         raise SoundLensError(f"unknown protocol '{config.protocol}'; choose one of "
                              f"{', '.join(protocols.available())}")
@@ -194,8 +191,6 @@ def validate(config: RunConfig) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The trainer's flags (every default None: unset flags keep the config file / recipe values)."""
-    from soundlens import models  # the registry: what --method accepts
-
     parser.add_argument("--method", help=f"method to train: {', '.join(models.available())} (default ezvsl; "
                                          "'soundlens models' describes them)")
     parser.add_argument("--data", metavar="SPEC",

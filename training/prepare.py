@@ -28,9 +28,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import av
 import numpy as np
+import soundfile as sf
+from PIL import Image
 from soundlens.models.errors import SoundLensError
 from soundlens.models.media import decode_audio
+from soundlens.training.splits import normalize_id
+from tqdm import tqdm
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".ts")
 # A key frame must lie within this many seconds of its target time, else the file is truncated.
@@ -69,8 +74,6 @@ def key_times(duration: float, k: int) -> list[float]:
 
 
 def video_id(path: str | Path) -> str:
-    from soundlens.training.splits import normalize_id
-
     return normalize_id(Path(path).name)
 
 
@@ -93,8 +96,6 @@ def _duration(container, stream) -> float | None:
 
 def _scan_duration(path: Path) -> float:
     """Duration from the last video packet's timestamp (containers without a duration field)."""
-    import av
-
     last = 0.0
     with av.open(str(path)) as c:
         vs = c.streams.video[0]
@@ -108,8 +109,6 @@ def _scan_duration(path: Path) -> float:
 
 def decode_frames(path: Path, targets: list[float]) -> list[np.ndarray]:
     """RGB uint8 frames nearest to each target time (seconds, ascending), via one seek + decode."""
-    import av
-
     with av.open(str(path)) as c:
         vs = c.streams.video[0]
         vs.thread_type = "AUTO"
@@ -141,8 +140,6 @@ def decode_frames(path: Path, targets: list[float]) -> list[np.ndarray]:
 
 def decode_video(path: Path, frames: int, rate: int) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """(middle frame, K key frames, mono waveform at `rate`); PrepareError says what is wrong."""
-    import av
-
     try:
         with av.open(str(path)) as c:
             if not c.streams.video:
@@ -177,16 +174,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
 
 
 def _wav(wav: np.ndarray, rate: int) -> bytes:
-    import soundfile as sf
-
     buf = io.BytesIO()
     sf.write(buf, wav, rate, format="WAV", subtype="PCM_16")
     return buf.getvalue()
@@ -233,7 +226,6 @@ def prepare_videos(videos_dir: str | Path, out_root: str | Path,
     With `config.workers` > 1 the videos are decoded in spawned processes, so a script that calls
     this needs the usual `if __name__ == "__main__":` guard (the CLI has it).
     """
-    from tqdm import tqdm
     if config.frames < 1:
         raise SoundLensError(f"--frames must be >= 1, got {config.frames}")
     if config.rate < 8000:
@@ -297,8 +289,6 @@ def _collect(result: PrepareResult, rec: dict) -> None:
 
 def _write_outputs(out: Path, videos_dir: Path, config: PrepareConfig, videos: list[Path],
                    result: PrepareResult) -> None:
-    from soundlens.training.splits import normalize_id
-
     complete = sorted({normalize_id(p.stem) for p in (out / "frames").glob("*.jpg")}
                       & {normalize_id(p.stem) for p in (out / "audio").glob("*.wav")})
     if config.frames > 1:

@@ -160,11 +160,11 @@ def upsample_batch(native_maps: Sequence[np.ndarray], protocol: Protocol) -> np.
         raise ValueError(f"a heatmap must be 2-D [h, w], got shape {m.shape[1:]}")
     size = protocol.size
     if protocol.interpolation.startswith("cv2_"):
-        import cv2
+        import cv2  # cv2 and torch only to upsample: scoring saved maps stays numpy-only
 
         flag = cv2.INTER_LINEAR if protocol.interpolation == "cv2_linear" else cv2.INTER_CUBIC
         return np.stack([cv2.resize(x, dsize=(size, size), interpolation=flag) for x in m])
-    import torch
+    import torch  # only to upsample, like cv2 above
     import torch.nn.functional as F
 
     mode, align = {"bilinear_align_corners": ("bilinear", True), "bicubic_align_corners": ("bicubic", True),

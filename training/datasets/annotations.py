@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 from soundlens.models.errors import SoundLensError
 from soundlens.training.datasets import gt as gtm
+from soundlens.training.metrics.instances import naming_for_kind
 from soundlens.training.splits import strip_extension
 
 Kind = Literal["normalised", "flickr", "pixels"]
@@ -71,8 +72,6 @@ class AnnotationSet:
     def instance_naming(self) -> str:
         """How SSL-Align's evaluator forms iIoU instances for this set's ids (`metrics.instances`):
         "vggss" (one per clip), "flickr" (the whole set) or "image" (IS3 image, AVSBench video)."""
-        from soundlens.training.metrics.instances import naming_for_kind
-
         return naming_for_kind(self.kind)
 
     def class_of(self, sample_id: str) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from soundlens.models.errors import SoundLensError
 from soundlens.models.media import read_audio, read_image
 
@@ -23,8 +24,6 @@ def read_mask(path: str | Path) -> np.ndarray:
     index); here a palette image counts index > 0 as foreground and any other mode is
     thresholded at 128 after conversion to grey (official_repos.md §2.9).
     """
-    from PIL import Image
-
     try:
         with Image.open(path) as img:
             if img.mode == "P":
