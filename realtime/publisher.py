@@ -49,7 +49,7 @@ def is_loopback(address: str) -> bool:
 
 def load_curve_keys(path: str | Path) -> tuple[bytes, bytes]:
     """(public, secret) from a ZeroMQ certificate file made by `zmq.auth.create_certificates`."""
-    import zmq.auth
+    import zmq.auth  # CURVE only: zmq.auth (+logging, glob) stays out of every client's start-up
 
     path = Path(path)
     if not path.is_file():

@@ -24,6 +24,7 @@ import collections
 import struct
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ import zmq
 from soundlens.models.errors import SoundLensError
 from soundlens.realtime import wire
 from soundlens.realtime.publisher import DEFAULT_ADDRESS, close_socket, is_loopback, load_curve_keys
+from soundlens.realtime.subscriber import _server_key
 
 ENCODING = "soundlens.zmq-multipart"
 PROFILE = "soundlens.v1"
@@ -98,8 +100,6 @@ def secure_bind(sock: zmq.Socket, address: str, curve_secret: str | None, insecu
 def set_client_keys(sock: zmq.Socket, curve_server_key) -> None:
     if curve_server_key is None:
         return
-    from soundlens.realtime.subscriber import _server_key
-
     public, secret = zmq.curve_keypair()
     sock.curve_serverkey = _server_key(curve_server_key)
     sock.curve_publickey = public
@@ -151,7 +151,7 @@ class Recorder:
     def start(self) -> Recorder:
         cfg = self.config
         check_connect(cfg.address, cfg.curve_server_key, cfg.insecure)
-        from mcap.writer import CompressionType, Writer
+        from mcap.writer import CompressionType, Writer  # mcap (zstd, lz4) only once a file is written
 
         path = Path(cfg.output)
         if path.suffix.lower() != ".mcap":
@@ -283,9 +283,7 @@ class ResultRecorder:
 
     def __init__(self, path: str | Path, stream: str = "cam0", tracker=None, camera: str | None = None,
                  meta: dict | None = None):
-        import uuid
-
-        from mcap.writer import CompressionType, Writer
+        from mcap.writer import CompressionType, Writer  # mcap (zstd, lz4) only once a file is written
 
         self.path = Path(path)
         if self.path.suffix.lower() != ".mcap":
@@ -374,6 +372,7 @@ class RecordingReader:
         self.count = 0
 
     def __iter__(self) -> Iterator[Recorded]:
+        # mcap only once a recording is read: `soundlens view` of a live stream never needs it
         from mcap.records import Channel, Footer, Message
         from mcap.stream_reader import StreamReader
 

@@ -33,7 +33,7 @@ class SubscriberStats:
 def _server_key(key) -> bytes:
     """A CURVE public key given as z85 text/bytes or as a certificate file path."""
     if isinstance(key, (str, Path)) and Path(key).is_file():
-        import zmq.auth
+        import zmq.auth  # CURVE only: zmq.auth (+logging, glob) stays out of the light client's start-up
 
         public, _ = zmq.auth.load_certificate(str(key))
         return public

@@ -95,7 +95,7 @@ class CameraModel:
     def directions(self, xy: np.ndarray, width: int, height: int) -> np.ndarray:
         """Pixels [N, 2] -> [N, 2] (azimuth, elevation) in degrees, camera frame: azimuth positive
         to the right of the optical axis, elevation positive above it."""
-        import cv2
+        import cv2  # cv2 only with a camera model: the light client decodes tracks without it
 
         xy = np.asarray(xy, np.float64).reshape(-1, 1, 2)
         if xy.size == 0:
@@ -144,7 +144,7 @@ def load_intrinsics(path: str | Path) -> CameraModel:
     """An OpenCV calibration file: YAML/XML as written by cv2.FileStorage (calibration.cpp's
     `camera_matrix`, `distortion_coefficients`, `image_width`, `image_height`) or JSON with the same
     keys (matrices as nested lists or {rows, cols, data})."""
-    import cv2
+    import cv2  # cv2 only to read a calibration file
 
     path = Path(path)
     if not path.is_file():
@@ -308,7 +308,7 @@ class Tracker:
     def _assign(self, points, gate_px: float) -> list[tuple[int, int]]:
         if not self._tracks or not points:
             return []
-        from scipy.optimize import linear_sum_assignment
+        from scipy.optimize import linear_sum_assignment  # scipy only once there are tracks to match
 
         pred = np.array([tr.state[:2] for tr in self._tracks])
         obs = np.array([p[:2] for p in points])

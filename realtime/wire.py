@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from soundlens.models.geometry import CellCentres
+from soundlens.realtime.activity import Activity, OnScreen
 from soundlens.realtime.result import AudioWindow, FrameInfo, Localization, ModelInfo, Timing, to_peaks
 
 PREFIX = "soundlens"
@@ -425,7 +426,7 @@ def tracks_header(loc: Localization, tracks, camera: str | None = None) -> dict:
 
 def decode_tracks(msg: Message) -> list:
     """The `realtime.tracks.Track`s of a validated `tracks` message, best score first."""
-    from soundlens.realtime.tracks import Track
+    from soundlens.realtime.tracks import Track  # tracks' dataclasses cost the light client ~10 ms: only here
 
     if msg.kind != "tracks":
         raise WireError(f"a {msg.kind} message carries no tracks")
@@ -477,8 +478,6 @@ def decode_localization(msg: Message) -> Localization:
 
 def _activity(value):
     """A 1.1 `activity` object as `Activity`; None when absent (a 1.0 publisher) or not understood."""
-    from soundlens.realtime.activity import Activity
-
     if not isinstance(value, dict):
         return None
     dbfs, silent, threshold = value.get("dbfs"), value.get("silent"), value.get("threshold_db")
@@ -488,8 +487,6 @@ def _activity(value):
 
 
 def _on_screen(value):
-    from soundlens.realtime.activity import OnScreen
-
     if not isinstance(value, dict):
         return None
     similarity, visible, threshold = value.get("similarity"), value.get("visible"), value.get("threshold")

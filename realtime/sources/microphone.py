@@ -27,7 +27,7 @@ from soundlens.realtime.sources.base import Source
 def import_sounddevice():
     """The sounddevice module, or a SoundLensError saying how to get PortAudio."""
     try:
-        import sounddevice
+        import sounddevice  # needs the PortAudio library: only for a microphone, with a clear error
     except OSError as err:  # sounddevice raises OSError('PortAudio library not found')
         raise SoundLensError(
             f"cannot use a microphone: {err}; install the PortAudio library with "

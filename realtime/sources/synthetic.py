@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from math import gcd
 
 import numpy as np
 from soundlens.realtime.sources.media import MediaSource
@@ -41,9 +42,7 @@ class SyntheticSource(MediaSource):
         self.size = (self.video.width, self.video.height)
         track = self.video.audio()
         if self.video.sample_rate != self.sample_rate:
-            from math import gcd
-
-            from scipy.signal import resample_poly
+            from scipy.signal import resample_poly  # scipy only when the rates differ
 
             g = gcd(self.video.sample_rate, self.sample_rate)
             track = resample_poly(track, self.sample_rate // g,
