@@ -127,3 +127,48 @@ def test_the_wheel_installs_one_top_level_package(tmp_path):
     assert {n.split("/")[0] for n in names} == {"soundlens", wheel.name.split("-py3")[0] + ".dist-info"}
     assert "soundlens/models/weights/default.safetensors" in names and "soundlens/tools/main.py" in names
     assert not any(n.startswith("soundlens/tests/") for n in names)
+
+
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+def _local_imports(tree: ast.AST) -> list[ast.stmt]:
+    """Import statements whose enclosing scope is a function (classes and blocks inside one count)."""
+    found = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)) and in_function:
+                found.append(child)
+            visit(child, in_function or isinstance(child, FUNCTIONS))
+
+    visit(tree, False)
+    return found
+
+
+@pytest.mark.parametrize("package", (*LIBRARY, "tools"))
+def test_function_local_imports_say_why(package):
+    """Issue 12: a function-local import is there to keep start-up fast (torch, cv2, PyQt5... only
+    when used) or to break an import cycle, and says which. Rule: every function-local import has a
+    `#` comment on one of its own lines, on an earlier import of the run of import statements it
+    belongs to, or on the line directly above that run (a run: consecutive import statements; blank
+    lines are skipped). Everything else goes to the module's top-level imports."""
+    silent = []
+    for path in sorted((REPO / package).rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        tree = ast.parse("\n".join(lines))
+        import_lines = {i for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                        for i in range(n.lineno, n.end_lineno + 1)}
+        for node in _local_imports(tree):
+            if any("#" in lines[i - 1] for i in range(node.lineno, node.end_lineno + 1)):
+                continue
+            above = node.lineno - 1
+            while above > 0 and (above in import_lines or not lines[above - 1].strip()):
+                if above in import_lines and "#" in lines[above - 1]:
+                    break
+                above -= 1
+            if above > 0 and (above in import_lines or lines[above - 1].strip().startswith("#")):
+                continue
+            silent.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not silent, ("function-local imports that do not say why they are local (say it in a comment "
+                        "or move them to the top):\n" + "\n".join(silent))

@@ -10,7 +10,9 @@ import contextlib
 import signal
 import threading
 
+from soundlens import models
 from soundlens.models.errors import SoundLensError
+from soundlens.tools.commands.live import add_track_arguments, track_config
 
 
 def add_arguments(parser) -> None:
@@ -35,8 +37,6 @@ def add_arguments(parser) -> None:
                              "tracks messages at the video's times): 'soundlens replay' publishes it")
     parser.add_argument("--stream", default="cam0", help="--mcap: stream name in the topics (default cam0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    from soundlens.tools.commands.live import add_track_arguments
-
     add_track_arguments(parser)
 
 
@@ -69,9 +69,7 @@ def run(args) -> int:
         raise SoundLensError(f"--crf must be between 0 and 51, got {args.crf}")
 
     # torch, the model zoo and PyAV load once the arguments are checked, not for --help.
-    from soundlens import models
     from soundlens.realtime.analyze import AnalyzeConfig, analyze_video
-    from soundlens.tools.commands.live import track_config
 
     tracker_config, camera = track_config(args)
     model = models.load(args.model)
@@ -79,6 +77,7 @@ def run(args) -> int:
                            progress=not args.quiet, silence_db=args.silence_db)
     results = None
     if args.mcap:
+        # the MCAP writer and the tracker (numpy, zmq) only with --mcap
         from soundlens.realtime.recording import ResultRecorder
         from soundlens.realtime.tracks import Tracker
 

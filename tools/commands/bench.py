@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
+from soundlens import models
 from soundlens.models.errors import SoundLensError
+from soundlens.tools.commands.live import (
+    add_pipeline_arguments,
+    add_source_arguments,
+    audio_buffer_seconds,
+    build_sources,
+    check_args,
+    pipeline_config,
+)
 
 
 def add_arguments(parser) -> None:
@@ -30,8 +40,6 @@ def run(args) -> int:
 
 # --- bench live -------------------------------------------------------------------------------
 def _live_arguments(parser) -> None:
-    from soundlens.tools.commands.live import add_pipeline_arguments, add_source_arguments
-
     parser.add_argument("--model", default=None, metavar="CKPT|NAME",
                         help="checkpoint or shipped name (default: 'default' if shipped, else an untrained "
                              "lite EZ-VSL, which runs at the same speed)")
@@ -50,8 +58,6 @@ def _live_arguments(parser) -> None:
 
 def bench_model(name: str | None):
     """(model, model id) for the benchmark."""
-    from soundlens import models
-
     if name is not None:
         return models.load(name), name
     try:
@@ -61,10 +67,9 @@ def bench_model(name: str | None):
 
 
 def _run_live(args) -> int:
-    from soundlens import models
+    # the live pipeline (torch, cv2, PyAV) only when 'bench live' runs
     from soundlens.realtime.bench import bench_live, meets_targets
     from soundlens.realtime.pipeline import status_line
-    from soundlens.tools.commands.live import audio_buffer_seconds, build_sources, check_args, pipeline_config
 
     args.camera = None
     args.synthetic = args.video is None
@@ -99,6 +104,7 @@ def _run_live(args) -> int:
 
 # --- bench accuracy ---------------------------------------------------------------------------
 def _accuracy_arguments(parser) -> None:
+    # training.benchmark imports torch: only once this parser is built, not on import
     from soundlens.training.benchmark import AccuracyConfig as A
 
     parser.add_argument("--methods", default=",".join(A.methods),
@@ -133,8 +139,7 @@ def _accuracy_arguments(parser) -> None:
 
 
 def _run_accuracy(args) -> int:
-    import shlex
-
+    # torch, not on import (as in _accuracy_arguments)
     from soundlens.training.benchmark import AccuracyConfig, run_accuracy
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
@@ -177,6 +182,7 @@ def _run_accuracy(args) -> int:
 
 # --- bench speed ------------------------------------------------------------------------------
 def _speed_arguments(parser) -> None:
+    # models.speed imports torch: only once this parser is built, not on import
     from soundlens.models.speed import METHODS
 
     parser.add_argument("--methods", default=",".join(METHODS),
@@ -199,6 +205,7 @@ def _speed_arguments(parser) -> None:
 
 
 def _run_speed(args) -> int:
+    # torch, not on import (as in _speed_arguments)
     from soundlens.models.speed import SpeedConfig, bench_speed, markdown
 
     try:

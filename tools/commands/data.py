@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from soundlens.models.errors import SoundLensError
+
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
@@ -67,7 +69,7 @@ def run(args) -> int:
     if command != "check-split":
         args._data_parser.print_help()
         return 0
-    from soundlens.training import splits
+    from soundlens.training import splits  # dataclasses, json: only for check-split, not for --help
 
     train = splits.read_id_list(args.train_list)
     report = splits.check_split(train, args.test)
@@ -84,6 +86,7 @@ def run(args) -> int:
 
 
 def _run_prepare(args) -> int:
+    # PyAV only for 'data prepare'
     from soundlens.training.prepare import PrepareConfig, prepare_videos
 
     config = PrepareConfig(frames=args.frames, rate=args.rate, workers=args.workers, progress=args.progress)
@@ -97,7 +100,7 @@ def _run_prepare(args) -> int:
 
 
 def _run_neighbours(args) -> int:
-    from soundlens.models.errors import SoundLensError
+    # torch only for 'data neighbours'
     from soundlens.training.data import build_dataset, parse_spec
     from soundlens.training.neighbours import default_index_path, mine_neighbours
 

@@ -23,6 +23,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from soundlens import models
 from soundlens.models.errors import SoundLensError
 from soundlens.realtime.publisher import PublisherConfig, is_loopback
 from soundlens.realtime.subscriber import Subscriber
@@ -116,7 +117,6 @@ class Judge:
 
 def _build(args, model, address: str):
     # torch and the procedural benchmark load when the demo runs, not for `soundlens demo --help`.
-    from soundlens import models
     from soundlens.realtime.pipeline import LiveConfig, LivePipeline
     from soundlens.realtime.sources import SyntheticConfig, SyntheticSource
     from soundlens.realtime.worker import WorkerConfig
@@ -162,8 +162,6 @@ def check_args(args) -> None:
 
 
 def load_model(name: str):
-    from soundlens import models  # the model zoo (torch): only when the demo runs
-
     try:
         return models.load(name)
     except SoundLensError as err:

@@ -17,8 +17,12 @@ import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import numpy as np
+from soundlens import models
 from soundlens.models.errors import SoundLensError
 from soundlens.models.jsonable import jsonable
+from soundlens.training import protocols
+from soundlens.training.splits import normalize_id
 
 # Scalars printed in the table, in this order, when the report has them.
 _ROWS = ("cIoU", "AUC", "mean_cIoU", "mcIoU", "hit_rate", "cIoU_adap", "AUC_adap", "iIoU",
@@ -26,8 +30,6 @@ _ROWS = ("cIoU", "AUC", "mean_cIoU", "mcIoU", "hit_rate", "cIoU_adap", "AUC_adap
 
 
 def add_arguments(parser) -> None:
-    from soundlens.training import protocols
-
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", metavar="MAPS.npz",
                         help="npz mapping sample id -> 2-D native heatmap (any size)")
@@ -64,9 +66,6 @@ class NpzMaps(Mapping):
     """
 
     def __init__(self, path: str) -> None:
-        import numpy as np
-        from soundlens.training.splits import normalize_id
-
         self.path = path
         try:
             self._npz = np.load(path, allow_pickle=False)
@@ -87,8 +86,6 @@ class NpzMaps(Mapping):
             self._keys[sample_id] = key
 
     def __getitem__(self, sample_id: str):
-        import numpy as np
-
         key = self._keys[sample_id]
         value = self._npz[key]
         m = np.squeeze(value)
@@ -111,8 +108,6 @@ class NpzMaps(Mapping):
 
 
 def run(args) -> int:
-    from soundlens.training import protocols
-
     protocol = protocols.get(args.protocol)
     objects = NpzMaps(args.object_maps) if args.object_maps else None
     try:
@@ -142,6 +137,7 @@ def _warn_lines(caught) -> None:
 
 
 def _evaluate(args, protocol, maps: NpzMaps, objects: NpzMaps | None) -> dict:
+    # torch and PyAV (engine, datasets) only once there is something to score
     from soundlens.training.datasets import load_annotations
     from soundlens.training.engine import score_annotated
 
@@ -156,8 +152,7 @@ def _evaluate(args, protocol, maps: NpzMaps, objects: NpzMaps | None) -> dict:
 
 
 def _evaluate_model(args, protocol, objects: NpzMaps | None) -> dict:
-    import numpy as np
-    from soundlens import models
+    # torch only when a model is evaluated
     from soundlens.models.devices import pick_device
     from soundlens.training.data import eval_data
     from soundlens.training.datasets import load_annotations

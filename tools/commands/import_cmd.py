@@ -6,9 +6,8 @@ import sys
 
 
 def add_arguments(parser) -> None:
-    from soundlens.models.importers import (
-        official_sources,  # the registry's releases (models are imported only here)
-    )
+    # importers imports torch (and the registry's methods): only once this parser is built, not on import
+    from soundlens.models.importers import official_sources
 
     parser.add_argument("--from", dest="source", required=True, choices=sorted(official_sources()),
                         help="the official release the checkpoint comes from (see docs/import.md)")
@@ -20,6 +19,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # torch, not on import (as in add_arguments)
     from soundlens.models.importers import import_official
 
     result = import_official(args.source, args.src, args.output, allow_missing=args.allow_missing)

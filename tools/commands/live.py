@@ -6,7 +6,9 @@ import contextlib
 import signal
 import threading
 
+from soundlens import models
 from soundlens.models.errors import SoundLensError
+from soundlens.tools.commands.view import add_viewer_arguments, check_viewer_args, viewer_config
 
 
 def add_source_arguments(parser) -> None:
@@ -72,6 +74,7 @@ def add_track_arguments(parser) -> None:
 
 def track_config(args):
     """(TrackerConfig, CameraModel or None) from the flags of add_track_arguments."""
+    # realtime (numpy, zmq) only once the command runs, not for --help
     from soundlens.realtime.tracks import CameraModel, TrackerConfig, load_intrinsics
 
     tracker = TrackerConfig(birth_frames=args.track_birth, death_misses=args.track_death,
@@ -100,8 +103,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--view", action="store_true",
                         help="also open the viewer window on the published stream (turns on --preview; "
                              "needs a display)")
-    from soundlens.tools.commands.view import add_viewer_arguments
-
     add_viewer_arguments(parser)
 
 
@@ -121,6 +122,7 @@ def check_args(args) -> None:
 
 def build_sources(args, sample_rate: int, audio_seconds: float):
     """(video source, audio source) from the flags; they may be the same object."""
+    # the sources (cv2, PyAV) only once the command runs
     from soundlens.realtime.sources import (
         CameraConfig,
         CameraSource,
@@ -158,6 +160,7 @@ def build_sources(args, sample_rate: int, audio_seconds: float):
 
 
 def pipeline_config(args, hop: float):
+    # the pipeline (torch, cv2) only once the command runs
     from soundlens.realtime.pipeline import LiveConfig
     from soundlens.realtime.publisher import PublisherConfig
     from soundlens.realtime.worker import WorkerConfig
@@ -197,6 +200,7 @@ def stop_on_signals(stop: threading.Event):
 
 
 def run(args) -> int:
+    # the pipeline (torch, cv2) only once the command runs, not for --help
     from soundlens.realtime.pipeline import LivePipeline, status_line
     from soundlens.realtime.wire import WireError, check_stream
 
@@ -206,8 +210,8 @@ def run(args) -> int:
     except WireError as err:
         raise SoundLensError(f"--stream: {err}") from None
     if args.view:
+        # PyQt5 only with --view
         from soundlens.realtime.viewer import display_available
-        from soundlens.tools.commands.view import check_viewer_args
 
         check_viewer_args(args)
         if not display_available():
@@ -217,8 +221,6 @@ def run(args) -> int:
         args.preview = True  # the viewer shows the frames the heatmaps were computed on
     stop = threading.Event()
     with stop_on_signals(stop):
-        from soundlens import models
-
         model = models.load(args.model)
         if stop.is_set():
             return 0
@@ -245,8 +247,8 @@ def run(args) -> int:
 
 def run_with_viewer(pipeline, args, on_status, stop: threading.Event) -> dict:
     """The pipeline on a thread, the viewer on this (main) thread as Qt wants; either ending ends both."""
+    # PyQt5 only with --view
     from soundlens.realtime.viewer import run_viewer
-    from soundlens.tools.commands.view import viewer_config
 
     result: dict = {}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from soundlens import models
 from soundlens.models.errors import SoundLensError
 
 
@@ -32,7 +33,6 @@ def localize_files(model_name: str, image: str, audio: str, out: str, device: st
     # torch, the model zoo and PIL load here, not at import: `soundlens localize --help` stays instant.
     import torch
     from PIL import Image
-    from soundlens import models
     from soundlens.models.devices import pick_device
     from soundlens.models.media import read_audio, read_image
     from soundlens.realtime.overlay import OverlayPainter

@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from soundlens import models
+from soundlens.models.errors import SoundLensError
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -31,8 +34,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from soundlens import models
-
     if getattr(args, "action", None) == "pull":
         return _pull(args)
     if args.pretrained:
@@ -69,11 +70,9 @@ def run(args) -> int:
 
 
 def _pull(args) -> int:
-    from soundlens.models import pretrained
+    from soundlens.models import pretrained  # hashlib, download, registry: not for --help
 
     if args.retries < 0:
-        from soundlens.models.errors import SoundLensError
-
         raise SoundLensError("--retries must be 0 or more")
     cached = pretrained.cached_path(args.name)
     was_there = cached.is_file()
@@ -94,7 +93,7 @@ def _reported(rel) -> str:
 
 
 def _list_pretrained(as_json: bool) -> int:
-    from soundlens.models import pretrained
+    from soundlens.models import pretrained  # as in _pull
 
     rows = []
     for name, rel in sorted(pretrained.releases().items()):

@@ -18,6 +18,7 @@ def add_client_security(parser) -> None:
 def topic_prefixes(values) -> tuple[str, ...]:
     """--topics a,b or --topics a b: prefixes; a bare kind (heatmap) or kind.stream means
     soundlens.v1.<it>."""
+    # numpy, zmq: not for --help
     from soundlens.realtime import wire
 
     if not values:
@@ -55,6 +56,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # zmq, mcap and the live command's module: not for --help
     from soundlens.realtime.recording import Recorder, RecorderConfig
     from soundlens.tools.commands.live import stop_on_signals
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from soundlens.models.errors import SoundLensError
+from soundlens.tools.commands.record import topic_prefixes
 
 
 def add_arguments(parser) -> None:
@@ -27,9 +28,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # zmq, mcap and the live command's module: not for --help
     from soundlens.realtime.recording import ReplayConfig, replay
     from soundlens.tools.commands.live import stop_on_signals
-    from soundlens.tools.commands.record import topic_prefixes
 
     if args.wait < 0:
         raise SoundLensError(f"--wait must be >= 0, got {args.wait}")

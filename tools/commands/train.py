@@ -9,15 +9,16 @@ See docs/training.md.
 
 from __future__ import annotations
 
+from soundlens.training.params import add_arguments as add_train_arguments
+from soundlens.training.params import config_from_args
+
 
 def add_arguments(parser) -> None:
-    from soundlens.training.params import add_arguments as add_train_arguments
-
     add_train_arguments(parser)
 
 
 def run(args) -> int:
+    # the trainer (torch) only when training runs
     from soundlens.training.main import run as run_training
-    from soundlens.training.params import config_from_args
 
     return run_training(config_from_args(args))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from soundlens.models.errors import SoundLensError
 
 
@@ -41,6 +43,7 @@ def check_viewer_args(args) -> None:
 
 
 def viewer_config(args, address: str):
+    # PyQt5, zmq: not for --help
     from soundlens.realtime.viewer import ViewerConfig
     from soundlens.realtime.wire import WireError, check_stream
 
@@ -59,6 +62,7 @@ def run(args) -> int:
         raise SoundLensError(f"--seconds must be > 0, got {args.seconds}")
     if args.stale <= 0:
         raise SoundLensError(f"--stale must be > 0 seconds, got {args.stale}")
+    # PyQt5, zmq: not for --help
     from soundlens.realtime.recording import check_connect
     from soundlens.realtime.viewer import display_available, run_viewer
 
@@ -80,8 +84,8 @@ def run(args) -> int:
 
 def view_recording(args, offscreen: bool) -> int:
     """The recording replayed on a private ipc socket (replay's own timing) with the window on it."""
+    # tempfile, PyQt5, zmq and mcap only to view a recording, not for --help
     import tempfile
-    import threading
 
     from soundlens.realtime.recording import RecordingReader, ReplayConfig, replay
     from soundlens.realtime.viewer import run_viewer
