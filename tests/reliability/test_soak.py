@@ -32,6 +32,7 @@ def slope_per_min(t: np.ndarray, y: np.ndarray) -> float:
     return float(np.polyfit(t / 60, y, 1)[0]) if len(t) > 2 else float("nan")
 
 
+@pytest.mark.timeout(SOAK_S + 300)  # the soak itself, start-up and shutdown (pyproject's 900 s is per test)
 def test_soak_resources_flat_and_rate_stable(tmp_path, report):
     address = f"ipc://{tmp_path}/live.sock"
     live = start_live(address, "--preview", seconds=60)
