@@ -61,6 +61,7 @@ class AnalyzeConfig:
     progress: bool = True  # tqdm bar on stderr
     max_pending: int = 64  # frames held while waiting for their audio (interleaving), beyond: infer anyway
     silence_db: float = DEFAULT_SILENCE_DB  # results' `activity` threshold
+    backend: str = "eager"  # models.inference.BACKENDS: "eager" (BatchNorm folded) or "onnxruntime" (CPU)
     on_result: Callable[[Localization], None] | None = None  # sees every result in file order (--mcap)
 
 
@@ -233,7 +234,7 @@ class _Analysis:
         sr = model.audio_preset.sample_rate
         self.reader = VideoReader(container, sr, fps=self.fps)
         self.localizer = Localizer(model, sr, device=config.device, model_id=model_id, peaks=config.peaks,
-                                   silence_db=config.silence_db)
+                                   silence_db=config.silence_db, backend=config.backend)
         self.ring = AudioRing.for_seconds(model.audio_preset.input_seconds + 30.0, sr, FixedClock(sr))
         self.placer = AudioPlacer(sr)
         self.painter = OverlayPainter(self.localizer.resize)

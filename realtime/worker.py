@@ -48,6 +48,7 @@ class WorkerConfig:
     # live: skip a frame whose audio still ends this much before it (input stalled)
     max_audio_lag: float = 0.5
     threads: int | None = None  # torch CPU threads (None: torch's default)
+    backend: str = "eager"  # models.inference.BACKENDS: "eager" (BatchNorm folded) or "onnxruntime" (CPU)
     silence_db: float = DEFAULT_SILENCE_DB  # windows quieter than this are silent: no peak feeds a track
     on_screen_threshold: float | None = None  # None: the method's own (realtime.activity)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -103,7 +104,7 @@ class InferenceWorker:
             raise SoundLensError(f"--hop must be >= 0 seconds, got {cfg.hop}")
         self.localizer = Localizer(model, audio.sample_rate, device=cfg.device, model_id=model_id,
                                    peaks=cfg.peaks, threads=cfg.threads, silence_db=cfg.silence_db,
-                                   on_screen_threshold=cfg.on_screen_threshold)
+                                   on_screen_threshold=cfg.on_screen_threshold, backend=cfg.backend)
         self.tracker = Tracker(cfg.tracker.check(), cfg.camera)
         self.frames = frames
         self.audio = audio

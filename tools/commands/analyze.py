@@ -12,6 +12,7 @@ import threading
 
 from soundlens import models
 from soundlens.models.errors import SoundLensError
+from soundlens.tools.commands import add_backend_argument
 from soundlens.tools.commands.live import add_track_arguments, track_config
 
 
@@ -26,6 +27,7 @@ def add_arguments(parser) -> None:
                         help="SoundLens checkpoint (.safetensors) or shipped model name (default: default)")
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                         help="inference device (default: cuda when available)")
+    add_backend_argument(parser)
     parser.add_argument("--batch", type=int, default=8, metavar="N", help="frames per model call (default 8)")
     parser.add_argument("--hop", type=float, default=0.0, metavar="S",
                         help="seconds between heatmaps; frames in between show the last one (default "
@@ -74,7 +76,7 @@ def run(args) -> int:
     tracker_config, camera = track_config(args)
     model = models.load(args.model)
     config = AnalyzeConfig(batch=args.batch, hop=args.hop, device=args.device, peaks=args.peaks, crf=args.crf,
-                           progress=not args.quiet, silence_db=args.silence_db)
+                           progress=not args.quiet, silence_db=args.silence_db, backend=args.backend)
     results = None
     if args.mcap:
         # the MCAP writer and the tracker (numpy, zmq) only with --mcap

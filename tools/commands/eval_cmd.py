@@ -21,6 +21,7 @@ import numpy as np
 from soundlens import models
 from soundlens.models.errors import SoundLensError
 from soundlens.models.jsonable import jsonable
+from soundlens.tools.commands import add_backend_argument
 from soundlens.training import protocols
 from soundlens.training.splits import normalize_id
 
@@ -53,6 +54,7 @@ def add_arguments(parser) -> None:
                        help="also write the model's native maps (the --predictions format)")
     model.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=32)
     model.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    add_backend_argument(model, default=None)
     model.add_argument("--workers", type=int, default=0, help="data-loading processes")
     model.add_argument("--no-retrieval", dest="retrieval", action="store_false",
                        help="skip the cross-modal retrieval R@K")
@@ -154,13 +156,17 @@ def _evaluate(args, protocol, maps: NpzMaps, objects: NpzMaps | None) -> dict:
 def _evaluate_model(args, protocol, objects: NpzMaps | None) -> dict:
     # torch only when a model is evaluated
     from soundlens.models.devices import pick_device
+    from soundlens.models.inference import for_inference
     from soundlens.training.data import eval_data
     from soundlens.training.datasets import load_annotations
     from soundlens.training.engine import annotations_of, predict, retrieval_report, score_annotated
 
     if args.batch_size < 1:
         raise SoundLensError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = models.load(args.model, device=pick_device(args.device))
+    device = pick_device(args.device)
+    model = models.load(args.model, device=device)
+    if args.backend is not None:
+        model = for_inference(model, args.backend, device=device, checkpoint=None, fallback=False)
     data = eval_data(args.data, allow_missing=args.allow_missing)
     if data.annotations is not None:  # re-read with warnings on, as the --predictions path does
         with warnings.catch_warnings(record=True) as caught:

@@ -8,6 +8,7 @@ import threading
 
 from soundlens import models
 from soundlens.models.errors import SoundLensError
+from soundlens.tools.commands import add_backend_argument
 from soundlens.tools.commands.view import add_viewer_arguments, check_viewer_args, viewer_config
 
 
@@ -37,6 +38,7 @@ def add_pipeline_arguments(parser) -> None:
                         help="server CURVE certificate (.key_secret, from zmq.auth.create_certificates)")
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                         help="inference device (default: cuda when available)")
+    add_backend_argument(parser)
     parser.add_argument("--stream", default="cam0", help="stream name in the topics (default cam0)")
     parser.add_argument("--peaks", type=int, default=3, help="peaks published per heatmap (default 3)")
     parser.add_argument("--preview", action="store_true",
@@ -169,8 +171,8 @@ def pipeline_config(args, hop: float):
         raise SoundLensError(f"--peaks must be >= 0, got {args.peaks}")
     tracker, camera = track_config(args)
     return LiveConfig(
-        worker=WorkerConfig(hop=hop, device=args.device, stream=args.stream, peaks=args.peaks,
-                            preview=args.preview, silence_db=args.silence_db,
+        worker=WorkerConfig(hop=hop, device=args.device, backend=args.backend, stream=args.stream,
+                            peaks=args.peaks, preview=args.preview, silence_db=args.silence_db,
                             on_screen_threshold=args.on_screen_threshold, tracker=tracker, camera=camera),
         publisher=PublisherConfig(address=args.publish, insecure=args.insecure,
                                   curve_secret_file=args.curve_secret),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from soundlens import models
 from soundlens.models.errors import SoundLensError
+from soundlens.tools.commands import add_backend_argument
 
 
 def add_arguments(parser) -> None:
@@ -16,15 +17,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--out", required=True, help="overlay PNG to write")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--top-k", type=int, default=1, help="number of peaks to mark")
+    add_backend_argument(parser)
 
 
 def run(args) -> int:
-    localize_files(args.model, args.image, args.audio, args.out, device=args.device, top_k=args.top_k)
+    localize_files(args.model, args.image, args.audio, args.out, device=args.device, top_k=args.top_k,
+                   backend=args.backend)
     return 0
 
 
 def localize_files(model_name: str, image: str, audio: str, out: str, device: str | None = None,
-                   top_k: int = 1) -> list[tuple[float, float]]:
+                   top_k: int = 1, backend: str = "eager") -> list[tuple[float, float]]:
     """Heatmap of `audio` over `image`, written as an overlay PNG at `out`; returns the peaks (x, y)
     as fractions of the width and height. The map is placed on the part of the image the model saw
     and its peaks found as the live pipeline does (realtime.peaks), at the map's own resolution, each
@@ -34,12 +37,14 @@ def localize_files(model_name: str, image: str, audio: str, out: str, device: st
     import torch
     from PIL import Image
     from soundlens.models.devices import pick_device
+    from soundlens.models.inference import for_inference
     from soundlens.models.media import read_audio, read_image
     from soundlens.realtime.overlay import OverlayPainter
     from soundlens.realtime.peaks import find_peaks, map_region, normalise
     from soundlens.realtime.result import to_peaks
 
-    model = models.load(model_name, device=pick_device(device))
+    device = pick_device(device)
+    model = for_inference(models.load(model_name, device=device), backend, device=device)
     frame = read_image(image)
     wav, rate = read_audio(audio)
     if wav.size == 0:
