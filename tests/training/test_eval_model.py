@@ -11,7 +11,6 @@ import math
 
 import pytest
 import torch
-from soundlens import models
 from soundlens.tools.main import main
 
 # Report entries that both paths compute from the maps (everything but provenance and retrieval).
@@ -25,14 +24,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "lite.safetensors"
-    models.save(models.create("ezvsl", encoder="lite"), path)
-    return path
 
 
 def _in_unit(x) -> bool:
