@@ -86,41 +86,48 @@ def parse_spec(spec: str) -> DataSpec:
         raise SoundLensError("empty data SPEC; pass procedural[:N] or a prepared folder")
     head, *rest = text.split(",")
     if head == "procedural" or head.startswith("procedural:"):
-        n = DEFAULT_PROCEDURAL_N
-        if ":" in head:
-            try:
-                n = int(head.split(":", 1)[1])
-            except ValueError:
-                raise SoundLensError(f"data SPEC '{text}': N must be an integer, e.g. procedural:2000") from None  # noqa: E501
-        if n <= 0:
-            raise SoundLensError(f"data SPEC '{text}': N must be > 0")
-        opts = _options(rest, text)
-        known = {"seed", "size", "objects", "silent", "distractor"}
-        unknown = sorted(set(opts) - known)
-        if unknown:
-            raise SoundLensError(f"data SPEC '{text}': unknown option(s) {unknown}; options: {sorted(known)}")
-        kw: dict = {}
-        try:
-            if "seed" in opts:
-                kw["seed"] = int(opts["seed"])
-            if "size" in opts:
-                kw["image_size"] = int(opts["size"])
-            if "objects" in opts:
-                lo, _, hi = opts["objects"].partition("-")
+        return _procedural_spec(text, head, _options(rest, text))
+    return _folder_spec(text, head, _options(rest, text))
+
+
+PROCEDURAL_OPTIONS = {"seed": ("seed", int), "size": ("image_size", int), "silent": ("silent_prob", float),
+                      "distractor": ("distractor_prob", float), "objects": None}
+
+
+def _procedural_spec(text: str, head: str, opts: dict[str, str]) -> DataSpec:
+    """procedural[:N][,seed=S][,size=PX][,objects=LO-HI][,silent=P][,distractor=P]"""
+    try:
+        n = int(head.split(":", 1)[1]) if ":" in head else DEFAULT_PROCEDURAL_N
+    except ValueError:
+        raise SoundLensError(f"data SPEC '{text}': N must be an integer, e.g. procedural:2000") from None
+    if n <= 0:
+        raise SoundLensError(f"data SPEC '{text}': N must be > 0")
+    unknown = sorted(set(opts) - set(PROCEDURAL_OPTIONS))
+    if unknown:
+        raise SoundLensError(f"data SPEC '{text}': unknown option(s) {unknown}; "
+                             f"options: {sorted(PROCEDURAL_OPTIONS)}")
+    kw: dict = {}
+    try:
+        for key, value in opts.items():
+            if key == "objects":
+                lo, _, hi = value.partition("-")
                 kw["min_objects"], kw["max_objects"] = int(lo), int(hi or lo)
-            if "silent" in opts:
-                kw["silent_prob"] = float(opts["silent"])
-            if "distractor" in opts:
-                kw["distractor_prob"] = float(opts["distractor"])
-        except ValueError:
-            raise SoundLensError(f"data SPEC '{text}': option values must be numbers (objects=LO-HI)") from None  # noqa: E501
-        out = DataSpec(text, "procedural", n=n, **kw)
-        out.scene_config()  # validate now
-        return out
-    opts = _options(rest, text)
+            else:
+                field_name, kind = PROCEDURAL_OPTIONS[key]
+                kw[field_name] = kind(value)
+    except ValueError:
+        raise SoundLensError(f"data SPEC '{text}': option values must be numbers (objects=LO-HI)") from None
+    out = DataSpec(text, "procedural", n=n, **kw)
+    out.scene_config()  # validate now
+    return out
+
+
+def _folder_spec(text: str, head: str, opts: dict[str, str]) -> DataSpec:
+    """A prepared folder (frames/ + audio/) or a list file inside one[,list=FILE][,ann=FILE]."""
     unknown = sorted(set(opts) - {"list", "ann"})
     if unknown:
-        raise SoundLensError(f"data SPEC '{text}': unknown option(s) {unknown}; a folder takes list=FILE, ann=FILE")  # noqa: E501
+        raise SoundLensError(f"data SPEC '{text}': unknown option(s) {unknown}; "
+                             "a folder takes list=FILE, ann=FILE")
     path = Path(head)
     list_file = Path(opts["list"]) if "list" in opts else None
     if path.is_file():
