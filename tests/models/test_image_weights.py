@@ -62,12 +62,6 @@ def served(tmp_path):
     srv.server_close()
 
 
-@pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SOUNDLENS_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 @pytest.fixture(scope="module")
 def resnet18_bytes(tmp_path_factory) -> bytes:
     torch.manual_seed(7)

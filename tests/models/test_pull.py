@@ -97,12 +97,6 @@ def server():
     srv.server_close()
 
 
-@pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SOUNDLENS_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 @pytest.fixture(scope="module")
 def official(tmp_path_factory) -> bytes:
     """EZ-VSL's released layout (`{'model': ..., 'best_cIoU': ...}`, `module.` keys), random weights."""

@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pulse_daemon import private_pulseaudio
 from rt_helpers import StandInModel, write_test_video
 from soundlens.models.errors import SoundLensError
 from soundlens.realtime import Subscriber, wire
@@ -51,42 +51,17 @@ def virtual_mic(tmp_path_factory):
     sd = _sounddevice()
     home = tmp_path_factory.mktemp("pulse")
     fifo = home / "mic.fifo"
-    socket = home / "native"
-    (home / "default.pa").write_text(
-        f"load-module module-native-protocol-unix socket={socket} auth-anonymous=1\n"
-        f"load-module module-null-sink sink_name=vsink rate={RATE} channels=1\n"
-        f"load-module module-pipe-source source_name=vmic file={fifo} format=s16le rate={RATE} channels=1\n"
-        "set-default-sink vsink\nset-default-source vmic\n"
-    )
-    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home),
-           "PULSE_RUNTIME_PATH": str(home / "run"), "PULSE_STATE_PATH": str(home / "state")}
-    log = (home / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        ["pulseaudio", "-n", "-F", str(home / "default.pa"), "--daemonize=no", "--use-pid-file=no",
-         "--exit-idle-time=-1", "--disallow-exit", "--log-target=stderr"],
-        env=env, stdout=log, stderr=log,
-    )
-    server = {"PULSE_SERVER": f"unix:{socket}"}
-    deadline = time.monotonic() + 15
-    while subprocess.run(["pactl", "info"], env={**env, **server}, capture_output=True).returncode != 0:
-        if daemon.poll() is not None or time.monotonic() > deadline:
-            daemon.kill()
-            pytest.fail(f"PulseAudio did not start: {(home / 'daemon.log').read_text()[-2000:]}")
-        time.sleep(0.1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PULSE_SERVER", server["PULSE_SERVER"])
+    modules = (f"load-module module-null-sink sink_name=vsink rate={RATE} channels=1\n"
+               f"load-module module-pipe-source source_name=vmic file={fifo} format=s16le rate={RATE} "
+               "channels=1\nset-default-sink vsink\nset-default-source vmic\n")
+    with private_pulseaudio(home, modules) as env, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PULSE_SERVER", env["PULSE_SERVER"])
         sd._terminate()  # PortAudio lists devices once: re-initialise so it sees pulse
         sd._initialize()
         try:
             yield fifo
         finally:
             sd._terminate()
-            daemon.terminate()
-            try:
-                daemon.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-            log.close()
     sd._initialize()
 
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pulse_daemon import private_pulseaudio
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench_results" / "reliability"
@@ -118,32 +119,7 @@ def pulse(tmp_path, monkeypatch):
         pytest.skip(f"PortAudio missing ({err}): apt-get install libportaudio2")
     home = tmp_path / "pulse"
     home.mkdir()
-    socket = home / "native"
-    (home / "default.pa").write_text(
-        f"load-module module-native-protocol-unix socket={socket} auth-anonymous=1\n"
-        "load-module module-null-sink sink_name=vsink rate=16000 channels=1\n"
-        f"load-module {VMIC}\nset-default-sink vsink\nset-default-source vmic\n")
-    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home),
-           "PULSE_RUNTIME_PATH": str(home / "run"), "PULSE_STATE_PATH": str(home / "state"),
-           "PULSE_SERVER": f"unix:{socket}"}
-    log = (home / "daemon.log").open("w")
-    daemon = subprocess.Popen(["pulseaudio", "-n", "-F", str(home / "default.pa"), "--daemonize=no",
-                               "--use-pid-file=no", "--exit-idle-time=-1", "--disallow-exit",
-                               "--log-target=stderr"],
-                              env=env, stdout=log, stderr=log)
-    deadline = time.monotonic() + 15
-    while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
-        if daemon.poll() is not None or time.monotonic() > deadline:
-            daemon.kill()
-            pytest.fail(f"PulseAudio did not start: {(home / 'daemon.log').read_text()[-2000:]}")
-        time.sleep(0.1)
-    monkeypatch.setenv("PULSE_SERVER", env["PULSE_SERVER"])
-    try:
+    with private_pulseaudio(home, "load-module module-null-sink sink_name=vsink rate=16000 channels=1\n"
+                            f"load-module {VMIC}\nset-default-sink vsink\nset-default-source vmic\n") as env:
+        monkeypatch.setenv("PULSE_SERVER", env["PULSE_SERVER"])
         yield Pulse(home, env)
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-        log.close()
